@@ -1,0 +1,39 @@
+# DeviceSync Hub: every target sets itself up from scratch (virtualenv, packages, test broker).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO_DURATION ?= 30
+DEMO_OUT ?= demo-out
+
+.PHONY: demo test install install-test bench clean rules-check
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(BIN)/devsync demo --rules rules --duration $(DEMO_DURATION) --out $(DEMO_OUT)
+
+rules-check: install
+	$(BIN)/devsync rules check rules
+
+test: install-test
+	bash scripts/ensure-services.sh
+	$(BIN)/python -m pytest -q
+
+bench: install-test
+	$(BIN)/devsync bench embedded --out bench/embedded.json
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) *.egg-info
