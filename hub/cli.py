@@ -9,6 +9,7 @@ import sys
 
 COMMAND_MODULES = [
     "hub.commands.rules",
+    "hub.commands.bench",
 ]
 
 
