@@ -12,6 +12,7 @@ from pydantic import Field
 from hub.events import DataClass
 from hub.rules.association import AssociationRules
 from hub.rules.base import RuleModel
+from hub.rules.clocks import ClockRules
 from hub.rules.codes import MetricCode, UnitRules
 from hub.rules.connectors import ConnectorRules
 from hub.rules.devices import DeviceEntry, DeviceType
@@ -24,7 +25,7 @@ from hub.rules.sinks import SinkRules
 
 LIST_SECTIONS = ("device_types", "devices", "codes", "precedence", "routing")
 MAP_SECTIONS = ("sync_profiles",)
-SINGLE_SECTIONS = ("units", "association", "connectors", "sinks", "edge", "runtime")
+SINGLE_SECTIONS = ("units", "association", "clocks", "connectors", "sinks", "edge", "runtime")
 
 
 class RuleFile(RuleModel):
@@ -39,6 +40,7 @@ class RuleFile(RuleModel):
     precedence: list[PrecedenceRule] | None = Field(None, description="Precedence policy per metric.")
     association: AssociationRules | None = Field(None, description="Device -> patient association.")
     routing: list[Route] | None = Field(None, description="Which data classes go to which sinks.")
+    clocks: ClockRules | None = Field(None, description="Device clock offset estimation.")
     connectors: ConnectorRules | None = Field(None, description="Shared connector listeners.")
     sinks: SinkRules | None = Field(None, description="Sink endpoints.")
     edge: EdgeRules | None = Field(None, description="Edge gateway settings.")
@@ -56,6 +58,7 @@ class RuleSet(RuleModel):
     precedence: list[PrecedenceRule] = Field(default_factory=list)
     association: AssociationRules = Field(default_factory=AssociationRules)
     routing: list[Route] = Field(default_factory=list)
+    clocks: ClockRules = Field(default_factory=ClockRules)
     connectors: ConnectorRules = Field(default_factory=ConnectorRules)
     sinks: SinkRules = Field(default_factory=SinkRules)
     edge: EdgeRules = Field(default_factory=EdgeRules)

@@ -25,5 +25,8 @@ class SyncProfile(RuleModel):
     poll_jitter_s: float = Field(0.0, ge=0, description="Random jitter added to each poll (s).")
     rate_limit_per_s: float | None = Field(None, gt=0, description="Max device requests per second.")
     resolve_window_s: float = Field(
-        5.0, ge=0, description="Conflict resolution bucket: candidates within one bucket compete (s)."
+        5.0, ge=0, description="Conflict resolution bucket: candidates within one bucket compete (s). 0 = no resolution."
+    )
+    resolve_grace_s: float = Field(
+        2.0, ge=0, description="How long after a bucket ends (hub time) late candidates are still awaited (s)."
     )

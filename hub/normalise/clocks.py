@@ -1,0 +1,68 @@
+"""Clock correction: estimate each device's clock offset and correct its times (pure).
+
+Every reading gives d = received_time - device_time = offset + network delay, and the
+delay is never negative, so the minimum of d over a window of recent readings estimates
+the offset robustly against jitter. A sudden drop of d (device clock jumped forward) is
+taken at once; a rise beyond `jump_threshold_s` (clock jumped back) must persist for
+`jump_confirm_samples` readings before it is believed. Both are flagged `clock-jump`.
+Replayed events (edge backlog) do not update the estimate: their received_time is the
+gateway's, and they use the current offset.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from hub.events import Event, Quality
+from hub.rules.clocks import ClockRules
+
+
+@dataclass
+class ClockEstimator:
+    window: int
+    samples: deque[float] = field(default_factory=deque)
+    pending_jump: int = 0
+
+    def offset(self) -> float | None:
+        return min(self.samples) if self.samples else None
+
+    def to_dict(self) -> dict:
+        return {"window": self.window, "samples": list(self.samples), "pending_jump": self.pending_jump}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ClockEstimator:
+        return cls(data["window"], deque(data["samples"]), data.get("pending_jump", 0))
+
+
+def observe_clock(est: ClockEstimator, event: Event, rules: ClockRules) -> bool:
+    """Feed one reading; return True when it revealed a clock jump."""
+    d = event.received_time - event.device_time
+    current = est.offset()
+    jumped = False
+    if current is not None and current - d > rules.jump_threshold_s:
+        est.samples.clear()  # device clock jumped forward: new readings are believed at once
+        jumped = True
+    elif current is not None and d - current > rules.jump_threshold_s:
+        est.pending_jump += 1
+        if est.pending_jump < rules.jump_confirm_samples:
+            return False  # not (yet) believed; do not pollute the window
+        est.samples.clear()  # device clock jumped back, confirmed
+        jumped = True
+    est.pending_jump = 0
+    est.samples.append(d)
+    if len(est.samples) > est.window:
+        est.samples.popleft()
+    return jumped
+
+
+def correct_clock(est: ClockEstimator, event: Event, rules: ClockRules) -> Event:
+    """Observe the reading (unless replayed) and set clock_offset and corrected_time."""
+    jumped = False if event.provenance.replayed else observe_clock(est, event, rules)
+    offset = est.offset() or 0.0
+    if not rules.apply_correction or abs(offset) < rules.min_correction_s:
+        offset = 0.0
+    changes: dict = {"clock_offset": offset, "corrected_time": event.device_time + offset}
+    if jumped:
+        changes["quality"] = event.quality | {Quality.CLOCK_JUMP}
+    return event.with_changes(**changes)

@@ -1,0 +1,87 @@
+"""Code and unit normalisation of one event (pure). Originals stay in the *_sent fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hub.errors import DecodeError
+from hub.events import Event, EventKind, Quality
+from hub.normalise.units import UnitConverter
+from hub.rules.codes import MetricCode
+from hub.rules.models import RuleSet
+
+
+@dataclass(frozen=True)
+class CodeMap:
+    by_code: dict[tuple[str, str], MetricCode]  # (system, code) -> metric
+    by_metric: dict[str, MetricCode]
+
+    @classmethod
+    def from_rules(cls, rules: RuleSet) -> CodeMap:
+        by_code: dict[tuple[str, str], MetricCode] = {}
+        for metric in rules.codes:
+            by_code[("MDC", str(metric.mdc_code))] = metric
+            by_code[("MDC", metric.mdc_ref)] = metric
+            if metric.loinc:
+                by_code[("LN", metric.loinc)] = metric
+                by_code[("LOINC", metric.loinc)] = metric
+            by_code[("DEVSYNC", metric.metric)] = metric
+            for alias in metric.aliases:
+                by_code[(alias.system, alias.code)] = metric
+        return cls(by_code, {m.metric: m for m in rules.codes})
+
+    def lookup(self, system: str | None, code: str | None) -> MetricCode | None:
+        if code is None:
+            return None
+        return self.by_code.get((system or "MDC", code))
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    codes: CodeMap
+    units: UnitConverter
+
+    @classmethod
+    def from_rules(cls, rules: RuleSet) -> Normaliser:
+        return cls(CodeMap.from_rules(rules), UnitConverter.from_rules(rules.units, {c.unit for c in rules.codes}))
+
+
+def normalise_event(norm: Normaliser, event: Event) -> Event:
+    """Map the code to a metric (MDC + LOINC) and the value to the canonical UCUM unit.
+
+    Raises DecodeError naming the code or unit when the rules cannot map it; the runtime
+    sends that event to the DLQ with the reason and carries on.
+    """
+    already_normalised = event.metric is not None and event.unit is not None
+    if event.kind not in (EventKind.NUMERIC, EventKind.TEXT) or already_normalised:
+        return event
+    metric = norm.codes.lookup(event.code_system_sent, event.code_sent)
+    if metric is None:
+        raise DecodeError(
+            f"unknown code '{event.code_sent}' in system '{event.code_system_sent or 'MDC'}' "
+            f"(add it to codes[].aliases of the metric it means)",
+            field="code",
+        )
+    mdc_code = event.mdc_code
+    if mdc_code is None and (event.code_system_sent or "MDC") == "MDC" and str(event.code_sent).isdigit():
+        mdc_code = int(event.code_sent)
+    mdc_code = mdc_code or metric.mdc_code
+    mdc_ref = event.mdc_ref or (metric.mdc_ref if mdc_code == metric.mdc_code else None)
+    changes: dict = {"metric": metric.metric, "mdc_code": mdc_code, "mdc_ref": mdc_ref, "loinc": metric.loinc}
+    if event.kind is EventKind.TEXT:
+        changes["text"] = event.text if event.text is not None else str(event.value_sent)
+        changes["unit"] = metric.unit
+        return event.with_changes(**changes)
+    try:
+        sent_value = float(event.value_sent) if event.value_sent is not None else event.value
+    except (TypeError, ValueError):
+        raise DecodeError(f"value '{event.value_sent}' is not a number", field="value") from None
+    if sent_value is None:
+        raise DecodeError("numeric event without a value", field="value")
+    ucum = norm.units.to_ucum(event.unit_sent, metric.unit)
+    value = norm.units.convert(sent_value, ucum, metric.unit)
+    changes["value"] = value
+    changes["unit"] = metric.unit
+    if metric.valid_range and not (metric.valid_range[0] <= value <= metric.valid_range[1]):
+        changes["quality"] = event.quality | {Quality.QUESTIONABLE}
+    return event.with_changes(**changes)
