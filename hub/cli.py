@@ -9,7 +9,16 @@ import sys
 
 COMMAND_MODULES = [
     "hub.commands.rules",
+    "hub.commands.demo",
     "hub.commands.bench",
+    "hub.commands.kafka",
+    "hub.commands.worker",
+    "hub.commands.edge",
+    "hub.commands.db",
+    "hub.commands.audit",
+    "hub.commands.dlq",
+    "hub.commands.status",
+    "hub.commands.ecg",
 ]
 
 

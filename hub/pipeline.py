@@ -49,6 +49,7 @@ class Stage1Output:
     reordered: int = 0
     late: int = 0
     unparked: int = 0
+    unparked_ids: list[str] = field(default_factory=list)
 
     def extend(self, other: Stage1Output) -> None:
         self.ready += other.ready
@@ -60,6 +61,7 @@ class Stage1Output:
         self.reordered += other.reordered
         self.late += other.late
         self.unparked += other.unparked
+        self.unparked_ids += other.unparked_ids
 
 
 class Stage1:
@@ -142,6 +144,7 @@ class Stage1:
         out.associations.append(event)
         released = self.parking.retry(self.associations)
         out.unparked += len(released)
+        out.unparked_ids += [e.event_id for e in released]
         out.ready += released
 
 

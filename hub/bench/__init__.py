@@ -17,6 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 BENCHMARKS: dict[str, str] = {
+    "embedded": "hub.bench.embedded",
+    "edge": "hub.bench.edge",
+    "ecg": "hub.bench.ecg",
+    "connectors": "hub.bench.connectors",
 }
 
 

@@ -1,4 +1,5 @@
-"""`devsync rules check PATH`: validate rule files before deploying them."""
+"""`devsync rules check PATH`: validate rule files before deploying them.
+`devsync rules docs [--out FILE]`: write the rule-file reference generated from the models."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from hub.rules.errors import RuleFileError
 from hub.rules.load import load_rules_with_origins, rule_files
+from hub.rules.reference import build_reference
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     check = rules_sub.add_parser("check", help="validate a rule file or folder; exit 1 on any problem")
     check.add_argument("path", help="a .yaml rule file or a folder of them")
     check.set_defaults(func=run_check)
+    docs = rules_sub.add_parser("docs", help="write the rule-file reference (Markdown) generated from the schema")
+    docs.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    docs.set_defaults(func=run_docs)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -33,4 +38,14 @@ def run_check(args: argparse.Namespace) -> int:
         f"{len(rules.codes)} metric codes, {len(rules.precedence)} precedence rules, "
         f"{len(rules.sync_profiles)} sync profiles, {len(rules.routing)} routes"
     )
+    return 0
+
+
+def run_docs(args: argparse.Namespace) -> int:
+    text = build_reference()
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
     return 0

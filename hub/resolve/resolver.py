@@ -31,6 +31,7 @@ PRESENT_STATES = (AlarmState.ACTIVE, AlarmState.LATCHED, AlarmState.ACKNOWLEDGED
 class Resolution:
     observation: Event | None
     audit: AuditRecord
+    reannounce: bool = False  # an alarm passed on again because it became the most severe
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class PatientResolver:
     closed: OrderedDict = field(default_factory=OrderedDict)  # key -> winner event id or None
     alarms: dict[str, dict[str, Event]] = field(default_factory=dict)  # condition -> device id -> latest
     alarm_winner: dict[str, str | None] = field(default_factory=dict)  # condition -> winning device id
+    next_close: float = float("inf")  # earliest bucket_close value (derived; saves a scan per event)
 
     def to_dict(self) -> dict:
         return {
@@ -78,6 +80,7 @@ class PatientResolver:
         for metric, start, closes, events in data["buckets"]:
             state.buckets[(metric, start)] = [Event.from_json(e) for e in events]
             state.bucket_close[(metric, start)] = closes
+            state.next_close = min(state.next_close, closes)
         for metric, start, winner in data["closed"]:
             state.closed[(metric, start)] = winner
         state.alarms = {c: {d: Event.from_json(e) for d, e in devs.items()} for c, devs in data["alarms"].items()}
@@ -86,7 +89,7 @@ class PatientResolver:
 
 
 def candidate_of(event: Event) -> Candidate:
-    return Candidate(event_id=event.event_id, device_id=event.device.id, source=event.source, value=event.value,
+    return Candidate.model_construct(event_id=event.event_id, device_id=event.device.id, source=event.source, value=event.value,
                      text=event.text, unit=event.unit, time=event.effective_time, quality=event.quality)
 
 
@@ -106,19 +109,27 @@ def resolve_event(state: PatientResolver, event: Event, ctx: ResolveContext, now
     candidates = state.buckets.setdefault(key, [])
     if all(c.event_id != event.event_id for c in candidates):
         candidates.append(event)
-    state.bucket_close.setdefault(key, max(now, start + window) + grace)
-    return resolve_due(state, ctx, now)
+    if key not in state.bucket_close:
+        closes = state.bucket_close[key] = max(now, start + window) + grace
+        state.next_close = min(state.next_close, closes)
+    return resolve_due(state, ctx, now) if now >= state.next_close else []
 
 
 def resolve_due(state: PatientResolver, ctx: ResolveContext, now: float) -> list[Resolution]:
     """Close every bucket whose time has come, oldest first."""
+    if now < state.next_close:
+        return []
     due = sorted((k for k, closes in state.bucket_close.items() if closes <= now), key=lambda k: (k[1], k[0]))
-    return [close_bucket(state, key, ctx) for key in due]
+    resolutions = [close_bucket(state, key, ctx) for key in due]
+    state.next_close = min(state.bucket_close.values(), default=float("inf"))
+    return resolutions
 
 
 def close_all(state: PatientResolver, ctx: ResolveContext) -> list[Resolution]:
     """Close every open bucket (shutdown / end of a finite stream)."""
-    return [close_bucket(state, key, ctx) for key in sorted(state.buckets, key=lambda k: (k[1], k[0]))]
+    resolutions = [close_bucket(state, key, ctx) for key in sorted(state.buckets, key=lambda k: (k[1], k[0]))]
+    state.next_close = float("inf")
+    return resolutions
 
 
 def close_bucket(state: PatientResolver, key: tuple[str, float], ctx: ResolveContext) -> Resolution:
@@ -130,7 +141,7 @@ def close_bucket(state: PatientResolver, key: tuple[str, float], ctx: ResolveCon
     choice = resolve_conflict(candidates, rule, ctx.fidelity)
     observation = winning_observation(choice, candidates, metric, start)
     remember_closed(state, key, observation.event_id if observation else None)
-    audit = AuditRecord(
+    audit = AuditRecord.model_construct(
         decision_id=make_event_id("decision", state.patient_id, metric, start),
         patient_id=state.patient_id, metric=metric, window_start=start, window_end=start + window,
         policy=str(rule.policy if rule else Policy.MOST_RECENT_VALID),
@@ -220,7 +231,7 @@ def resolve_alarm(state: PatientResolver, event: Event) -> list[Resolution]:
     if handover:
         out.append(Resolution(winner, audit.model_copy(update={
             "decision_id": make_event_id("alarm-handover", state.patient_id, event.event_id),
-            "reason": f"now most severe after {event.device.id} changed"})))
+            "reason": f"now most severe after {event.device.id} changed"}), reannounce=True))
     return out
 
 

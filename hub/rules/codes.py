@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from hub.events import DataClass
 from hub.rules.base import RuleModel
@@ -27,6 +27,13 @@ class MetricCode(RuleModel):
     vital_sign: bool = Field(True, description="Gets the FHIR vital-signs category.")
     aliases: list[VendorCode] = Field(default_factory=list, description="Other codes that mean this metric.")
     valid_range: tuple[float, float] | None = Field(None, description="Physiologic range; outside -> questionable.")
+
+    @field_validator("valid_range")
+    @classmethod
+    def check_range_order(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError(f"low {value[0]:g} is above high {value[1]:g} (write [low, high])")
+        return value
 
 
 class UnitAlias(RuleModel):

@@ -17,6 +17,7 @@ from hub.rules.codes import MetricCode, UnitRules
 from hub.rules.connectors import ConnectorRules
 from hub.rules.devices import DeviceEntry, DeviceType
 from hub.rules.edge import EdgeRules
+from hub.rules.kafka import KafkaRules
 from hub.rules.precedence import PrecedenceRule
 from hub.rules.profiles import SyncProfile
 from hub.rules.routing import Route
@@ -25,7 +26,7 @@ from hub.rules.sinks import SinkRules
 
 LIST_SECTIONS = ("device_types", "devices", "codes", "precedence", "routing")
 MAP_SECTIONS = ("sync_profiles",)
-SINGLE_SECTIONS = ("units", "association", "clocks", "connectors", "sinks", "edge", "runtime")
+SINGLE_SECTIONS = ("units", "association", "clocks", "connectors", "sinks", "edge", "runtime", "kafka")
 
 
 class RuleFile(RuleModel):
@@ -45,6 +46,7 @@ class RuleFile(RuleModel):
     sinks: SinkRules | None = Field(None, description="Sink endpoints.")
     edge: EdgeRules | None = Field(None, description="Edge gateway settings.")
     runtime: RuntimeRules | None = Field(None, description="Runtime settings.")
+    kafka: KafkaRules | None = Field(None, description="Kafka runtime: topics and processors.")
 
 
 class RuleSet(RuleModel):
@@ -63,6 +65,7 @@ class RuleSet(RuleModel):
     sinks: SinkRules = Field(default_factory=SinkRules)
     edge: EdgeRules = Field(default_factory=EdgeRules)
     runtime: RuntimeRules = Field(default_factory=RuntimeRules)
+    kafka: KafkaRules = Field(default_factory=KafkaRules)
 
     # --- lookups used by the stages (built once, cheap) ---
     def device_type(self, name: str) -> DeviceType | None:

@@ -69,7 +69,7 @@ def candidate_sets(draw):
     events = []
     for i, device in enumerate(devices):
         code, source = SOURCES[device]
-        t = T0 + draw(st.floats(0, 4.9))
+        t = T0 + draw(st.floats(0, RULES.profile('vital').resolve_window_s * 0.99))
         quality = draw(st.sampled_from([frozenset(), frozenset({Quality.INVALID}), frozenset({Quality.QUESTIONABLE})]))
         ev = numeric_event(device, code, draw(st.integers(60, 200)), "mmHg", seq=i, t=t, quality=quality)
         ev = normalise_event(NORM, ev.with_changes(source=source, corrected_time=t))

@@ -7,6 +7,8 @@ from hub.testing.factories import alarm_event, association_event, numeric_event
 
 RULES = load_rules("rules")
 T0 = 1_700_000_000.0
+W = RULES.profile("vital").resolve_window_s  # one resolution bucket: [T0, T0 + W)
+GRACE = RULES.profile("vital").resolve_grace_s
 
 
 def run_stage1(stage, events, now):
@@ -75,8 +77,8 @@ def resolve_all(events, now):
 
 
 def test_arterial_line_beats_cuff_and_audit_lists_all_candidates():
-    art = normalised("ART-01", "150017", 121, "mmHg", T0 + 1)
-    cuff = normalised("NIBP-01", "150021", 135, "mmHg", T0 + 2)
+    art = normalised("ART-01", "150017", 121, "mmHg", T0 + W * 0.2)
+    cuff = normalised("NIBP-01", "150021", 135, "mmHg", T0 + W * 0.6)
     [res] = resolve_all([cuff, art], now=T0)
     assert res.observation.event_id == art.event_id and res.observation.value == 121
     assert res.audit.policy == "source-rank" and {c.event_id for c in res.audit.candidates} == {art.event_id, cuff.event_id}
@@ -84,22 +86,22 @@ def test_arterial_line_beats_cuff_and_audit_lists_all_candidates():
 
 
 def test_invalid_arterial_value_falls_back_to_next_source():
-    art = normalised("ART-01", "150017", 40, "mmHg", T0 + 1, quality={Quality.INVALID})
-    cuff = normalised("NIBP-01", "150021", 118, "mmHg", T0 + 2)
+    art = normalised("ART-01", "150017", 40, "mmHg", T0 + W * 0.2, quality={Quality.INVALID})
+    cuff = normalised("NIBP-01", "150021", 118, "mmHg", T0 + W * 0.6)
     [res] = resolve_all([art, cuff], now=T0)
     assert res.observation.event_id == cuff.event_id
 
 
 def test_disagreement_beyond_threshold_is_flagged_for_review():
-    art = normalised("ART-01", "150017", 90, "mmHg", T0 + 1)
-    cuff = normalised("NIBP-01", "150021", 140, "mmHg", T0 + 2)
+    art = normalised("ART-01", "150017", 90, "mmHg", T0 + W * 0.2)
+    cuff = normalised("NIBP-01", "150021", 140, "mmHg", T0 + W * 0.6)
     [res] = resolve_all([art, cuff], now=T0)
     assert res.audit.review is True and res.observation.event_id == art.event_id
 
 
 def test_temperature_most_recent_valid():
-    a = normalised("MON-01", "150364", 37.0, "Cel", T0 + 1, seq=1)
-    b = normalised("MON-01", "150364", 37.4, "Cel", T0 + 3, seq=2)
+    a = normalised("MON-01", "150364", 37.0, "Cel", T0 + W * 0.2, seq=1)
+    b = normalised("MON-01", "150364", 37.4, "Cel", T0 + W * 0.8, seq=2)
     [res] = resolve_all([b, a], now=T0)
     assert res.observation.value == pytest.approx(37.4)
 
@@ -107,10 +109,10 @@ def test_temperature_most_recent_valid():
 def test_bucket_closes_after_grace_not_before():
     stage2 = Stage2(RULES)
     state = stage2.new_patient_state("MRN-1")
-    ev = normalised("MON-01", "150456", 97, "%", T0 + 1)
-    assert stage2.process(state, ev, now=T0 + 1) == []
-    assert stage2.tick(state, now=T0 + 5.5) == []
-    assert [r.observation.event_id for r in stage2.tick(state, now=T0 + 7.1)] == [ev.event_id]
+    ev = normalised("MON-01", "150456", 97, "%", T0 + W * 0.5)
+    assert stage2.process(state, ev, now=T0 + W * 0.5) == []
+    assert stage2.tick(state, now=T0 + W + GRACE - 0.1) == []
+    assert [r.observation.event_id for r in stage2.tick(state, now=T0 + W + GRACE + 0.1)] == [ev.event_id]
 
 
 def test_alarm_most_severe_wins_across_devices_and_end_passes():
@@ -136,8 +138,8 @@ def test_resolver_state_round_trips_mid_bucket():
     from hub.resolve.resolver import PatientResolver
     stage2 = Stage2(RULES)
     state = stage2.new_patient_state("MRN-1")
-    stage2.process(state, normalised("ART-01", "150017", 121, "mmHg", T0 + 1), now=T0)
+    stage2.process(state, normalised("ART-01", "150017", 121, "mmHg", T0 + W * 0.2), now=T0)
     restored = PatientResolver.from_dict(state.to_dict())
-    stage2.process(restored, normalised("NIBP-01", "150021", 135, "mmHg", T0 + 2), now=T0)
+    stage2.process(restored, normalised("NIBP-01", "150021", 135, "mmHg", T0 + W * 0.6), now=T0)
     [res] = stage2.drain(restored)
     assert len(res.audit.candidates) == 2 and res.observation.value == 121

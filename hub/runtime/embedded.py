@@ -1,0 +1,156 @@
+"""The embedded runtime: the two stages wired in-process with asyncio (the default for the
+demo and laptops). State and audit go to the store (SQLite by default, through SQLAlchemy).
+
+    runtime = EmbeddedRuntime(rules, store=open_store(url), sinks=build_sinks(rules, store))
+    task = asyncio.create_task(runtime.run())
+    await runtime.emit(event)          # connectors: returns once queued (bounded: back-pressure)
+    await runtime.stop()               # drain: every held event gets a fate, sinks flushed
+
+One loop takes batches from the input queue, runs stage 1 per stream and stage 2 per
+patient, hands observations to the sinks and decisions to the store, then flushes (the
+checkpoint: sinks first, then the store). A timer tick releases reorder windows, closes
+resolution buckets and expires parked events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+from hub.events import Event
+from hub.logs import get_logger
+from hub.pipeline import Stage1, Stage1Output, Stage2, StreamState
+from hub.resolve.resolver import PatientResolver, Resolution
+from hub.rules.models import RuleSet
+from hub.runtime.summary import Summary
+
+log = get_logger("runtime")
+
+
+class EmbeddedRuntime:
+    def __init__(self, rules: RuleSet, *, store=None, sinks: Sequence = (), clock: Callable[[], float] = time.time,
+                 tick_s: float = 0.1, batch_size: int = 2000, record_copies: bool = True,
+                 on_observation: Callable[[Event], None] | None = None):
+        self.rules = rules
+        self.store = store
+        self.sinks = list(sinks)
+        self.clock = clock
+        self.tick_s = tick_s
+        self.batch_size = batch_size
+        self.record_copies = record_copies and store is not None
+        self.on_observation = on_observation
+        self.stage1 = Stage1(rules)
+        self.stage2 = Stage2(rules)
+        self.streams: dict[str, StreamState] = {}
+        self.patients: dict[str, PatientResolver] = {}
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=rules.runtime.queue_size)
+        self.summary = Summary(budgets={dc: p.latency_budget_s for dc, p in rules.sync_profiles.items()})
+        self._stopping = asyncio.Event()
+        self._last_tick = 0.0
+
+    # ---- input ----
+    async def emit(self, event: Event) -> None:
+        await self.queue.put(event)
+
+    # ---- processing (synchronous core, also used directly by benchmarks and tests) ----
+    def process_batch(self, events: Sequence[Event], now: float) -> None:
+        for event in events:
+            self.summary.count_in(event)
+            state = self.streams.get(event.stream)
+            if state is None:
+                state = self.streams[event.stream] = self.stage1.new_stream_state(event)
+            if self.record_copies:
+                self.store.record_event(event, "raw", now=now)
+            self.handle_stage1(self.stage1.process(state, event, now), now)
+        if now - self._last_tick >= self.tick_s:
+            self.tick(now)
+
+    def tick(self, now: float) -> None:
+        self._last_tick = now
+        for state in self.streams.values():
+            if state.reorder.held:
+                self.handle_stage1(self.stage1.tick(state, now), now)
+        self.handle_stage1(self.stage1.expire_parked(now), now)
+        for state in self.patients.values():
+            if state.bucket_close:
+                self.handle_resolutions(self.stage2.tick(state, now), now)
+        self.summary.parked_now = len(self.stage1.parking.parked)
+
+    def handle_stage1(self, out: Stage1Output, now: float) -> None:
+        self.summary.count_stage1(out)
+        store = self.store
+        if store is not None:
+            for event, reason in out.parked:
+                store.record_parked(event, reason, now=now)
+            for event_id in out.unparked_ids:
+                store.release_parked(event_id, now=now)
+            for event, reason in out.dlq:
+                store.record_dlq(event, sink="pipeline", step="normalise", reason=reason)
+            for event, reason in out.expired:
+                store.record_dlq(event, sink="pipeline", step="associate", reason=reason)
+            for event in out.associations:
+                store.record_event(event, "association", now=now)
+        for event, reason in out.dlq + out.expired:
+            log.warning("dead-lettered", event_id=event.event_id, device=event.device.id, reason=reason)
+        for event in out.ready:
+            if self.record_copies:
+                store.record_event(event, "normalised", now=now)
+            patient_id = event.patient.patient_id
+            state = self.patients.get(patient_id)
+            if state is None:
+                state = self.patients[patient_id] = self.stage2.new_patient_state(patient_id)
+            self.handle_resolutions(self.stage2.process(state, event, now), now)
+
+    def handle_resolutions(self, resolutions: list[Resolution], now: float) -> None:
+        for res in resolutions:
+            self.summary.count_decision(res)
+            if self.store is not None:
+                self.store.record_decision(res.audit, now=now)
+            if res.observation is not None:
+                self.summary.count_out(res.observation, now, timed=not res.reannounce)
+                for sink in self.sinks:
+                    sink.add(res.observation)
+                if self.on_observation is not None:
+                    self.on_observation(res.observation)
+
+    async def checkpoint(self) -> None:
+        """Numbered steps (docs/delivery-guarantees.md): 1. flush sinks, 2. flush the store."""
+        for sink in self.sinks:
+            await sink.flush()
+        if self.store is not None:
+            self.store.flush()
+        self.summary.publish_metrics()
+
+    # ---- the loop ----
+    async def run(self) -> None:
+        while not (self._stopping.is_set() and self.queue.empty()):
+            batch = await self._take_batch()
+            self.process_batch(batch, self.clock())
+            await self.checkpoint()
+
+    async def _take_batch(self) -> list[Event]:
+        batch: list[Event] = []
+        try:
+            batch.append(await asyncio.wait_for(self.queue.get(), timeout=self.tick_s))
+        except TimeoutError:
+            return batch
+        while len(batch) < self.batch_size and not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+        return batch
+
+    async def stop(self) -> None:
+        """Stop after the queue is empty, then give every held event its fate."""
+        self._stopping.set()
+
+    def drain(self, now: float) -> None:
+        for state in self.streams.values():
+            self.handle_stage1(self.stage1.drain(state, now), now)
+        for state in self.patients.values():
+            self.handle_resolutions(self.stage2.drain(state), now)
+        self.summary.parked_now = len(self.stage1.parking.parked)
+
+    async def finish(self) -> None:
+        """Drain held events and checkpoint one last time (after run() returned)."""
+        self.drain(self.clock())
+        await self.checkpoint()
