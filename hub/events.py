@@ -218,6 +218,19 @@ class Event(BaseModel):
         return self.corrected_time if self.corrected_time is not None else self.device_time
 
 
+def trusted(cls: type[BaseModel], **values):
+    """Build a model from values our own code produced, skipping validation (hot path).
+
+    Every field must be given: there is no default handling here, by design.
+    """
+    obj = object.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
 def make_event_id(*parts: object) -> str:
     """Deterministic event id from the parts that identify a reading (never OBX-4 or MSH-13)."""
     joined = "\x1f".join("" if p is None else str(p) for p in parts)

@@ -80,8 +80,16 @@ def normalise_event(norm: Normaliser, event: Event) -> Event:
         raise DecodeError("numeric event without a value", field="value")
     ucum = norm.units.to_ucum(event.unit_sent, metric.unit)
     value = norm.units.convert(sent_value, ucum, metric.unit)
+    if ucum != metric.unit:
+        value = round(value, sent_decimals(event.value_sent) + 2)  # no false precision from the conversion
     changes["value"] = value
     changes["unit"] = metric.unit
     if metric.valid_range and not (metric.valid_range[0] <= value <= metric.valid_range[1]):
         changes["quality"] = event.quality | {Quality.QUESTIONABLE}
     return event.with_changes(**changes)
+
+
+def sent_decimals(value_sent: float | str | None) -> int:
+    """Decimal places the device sent (98.6 -> 1), to round converted values sensibly."""
+    text = str(value_sent)
+    return min(len(text.split(".", 1)[1]), 4) if "." in text else 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from hub.events import ALARM_SEVERITY, AlarmState, DataClass, Event, EventKind, Quality, make_event_id
+from hub.events import ALARM_SEVERITY, AlarmState, DataClass, Event, EventKind, Quality, make_event_id, trusted
 from hub.resolve.audit import AuditRecord, Candidate
 from hub.resolve.policies import Choice, resolve_conflict
 from hub.rules.models import RuleSet
@@ -89,7 +89,7 @@ class PatientResolver:
 
 
 def candidate_of(event: Event) -> Candidate:
-    return Candidate.model_construct(event_id=event.event_id, device_id=event.device.id, source=event.source, value=event.value,
+    return trusted(Candidate, event_id=event.event_id, device_id=event.device.id, source=event.source, value=event.value,
                      text=event.text, unit=event.unit, time=event.effective_time, quality=event.quality)
 
 
@@ -141,7 +141,8 @@ def close_bucket(state: PatientResolver, key: tuple[str, float], ctx: ResolveCon
     choice = resolve_conflict(candidates, rule, ctx.fidelity)
     observation = winning_observation(choice, candidates, metric, start)
     remember_closed(state, key, observation.event_id if observation else None)
-    audit = AuditRecord.model_construct(
+    audit = trusted(
+        AuditRecord,
         decision_id=make_event_id("decision", state.patient_id, metric, start),
         patient_id=state.patient_id, metric=metric, window_start=start, window_end=start + window,
         policy=str(rule.policy if rule else Policy.MOST_RECENT_VALID),

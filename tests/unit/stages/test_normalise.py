@@ -27,6 +27,7 @@ def test_normalise_maps_code_and_unit_keeping_originals(code, value, unit, metri
     event = normalise_event(NORM, numeric_event(code=code, value=value, unit=unit))
     assert event.metric == metric and event.unit == ucum and event.loinc == loinc and event.mdc_code == mdc
     assert event.value == pytest.approx(expected, abs=1e-3)
+    assert len(repr(event.value)) < 10, "conversions are rounded to the sent precision, not 37.00000000436"
     assert event.value_sent == value and event.unit_sent == unit and event.code_sent == code
 
 
