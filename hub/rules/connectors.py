@@ -66,6 +66,7 @@ class HttpListener(TlsSettings):
         False, description="Accept requests without any token (tests and demos only; ignores token_file/token_env)."
     )
     max_events_per_request: int = Field(10_000, ge=1, description="Events or observations per request, at most.")
+    drain_timeout_s: float = Field(5.0, ge=0, description="On stop, how long requests in flight may take (s).")
     default_code_system: str = Field("MDC", description="Code system of device observations that name none.")
 
     @model_validator(mode="after")
