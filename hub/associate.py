@@ -68,9 +68,7 @@ def apply_association(state: AssociationState, assoc: Association) -> None:
         binding = PatientBinding(patient_id=assoc.patient_id, encounter_id=assoc.encounter_id,
                                  location=assoc.location, patient_name=assoc.patient_name)
     if assoc.action == "cancel":
-        target = state.location_patient.get(assoc.location or "")
-        if target is not None and assoc.patient_id:
-            target.remove_value(lambda v: isinstance(v, PatientBinding) and v.patient_id == assoc.patient_id)
+        cancel_binding(state, assoc)
         return
     if assoc.device_id:
         if assoc.location:
@@ -80,6 +78,22 @@ def apply_association(state: AssociationState, assoc: Association) -> None:
         return
     if assoc.location:
         state.location_patient.setdefault(assoc.location, Timeline()).set(assoc.valid_from, binding)
+
+
+def cancel_binding(state: AssociationState, assoc: Association) -> None:
+    """A11 (cancel admit) removes the patient's binding; A13 (cancel discharge) removes the
+    latest unbind of the location, so the patient is bound again."""
+    target = state.location_patient.get(assoc.location or "")
+    if target is None:
+        return
+    if (assoc.source_message or "").endswith("A13"):
+        for i in range(len(target.values) - 1, -1, -1):
+            if target.values[i] is None:
+                del target.times[i], target.values[i]
+                return
+        return
+    if assoc.patient_id:
+        target.remove_value(lambda v: isinstance(v, PatientBinding) and v.patient_id == assoc.patient_id)
 
 
 def locate_device(state: AssociationState, device_id: str, when: float) -> str | None:

@@ -143,3 +143,20 @@ def test_resolver_state_round_trips_mid_bucket():
     stage2.process(restored, normalised("NIBP-01", "150021", 135, "mmHg", T0 + W * 0.6), now=T0)
     [res] = stage2.drain(restored)
     assert len(res.audit.candidates) == 2 and res.observation.value == 121
+
+
+def test_cancel_admit_and_cancel_discharge():
+    from hub.associate import AssociationState, apply_association, associate_event
+    from hub.events import Association
+    state = AssociationState.from_rules(RULES)
+    apply_association(state, Association(action="bind", location="ICU1-BED02", patient_id="MRN-X", valid_from=T0))
+    apply_association(state, Association(action="unbind", location="ICU1-BED02", valid_from=T0 + 100,
+                                         source_message="ADT^A03"))
+    late = numeric_event("MON-02", t=T0 + 200)
+    assert associate_event(state, late)[0] is None  # discharged
+    apply_association(state, Association(action="cancel", location="ICU1-BED02", patient_id="MRN-X",
+                                         valid_from=T0 + 150, source_message="ADT^A13"))
+    assert associate_event(state, late)[0].patient.patient_id == "MRN-X"  # discharge cancelled
+    apply_association(state, Association(action="cancel", location="ICU1-BED02", patient_id="MRN-X",
+                                         valid_from=T0 + 160, source_message="ADT^A11"))
+    assert associate_event(state, late)[0] is None  # admission cancelled
