@@ -1,0 +1,1 @@
+"""Device simulators for the demo and the tests: real servers on loopback speaking device protocols."""
