@@ -10,6 +10,7 @@ import sys
 COMMAND_MODULES = [
     "hub.commands.rules",
     "hub.commands.demo",
+    "hub.commands.run",
     "hub.commands.bench",
     "hub.commands.kafka",
     "hub.commands.worker",
@@ -19,6 +20,8 @@ COMMAND_MODULES = [
     "hub.commands.dlq",
     "hub.commands.status",
     "hub.commands.ecg",
+    "hub.commands.holter",
+    "hub.commands.ecg_watch",
 ]
 
 
