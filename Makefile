@@ -30,6 +30,7 @@ rules-check: install
 
 test: install-test
 	bash scripts/ensure-services.sh
+	bash scripts/install-test-peers.sh
 	$(BIN)/python -m pytest -q
 
 bench: install-test

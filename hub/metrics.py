@@ -33,3 +33,13 @@ LATENCY_RECEIVED = Histogram("devsync_latency_received_to_out_seconds",
 BUDGET_VIOLATIONS = Counter("devsync_latency_budget_violations_total",
                             "Observations later than their data class's latency budget", ["data_class"])
 QUEUE_DEPTH = Gauge("devsync_runtime_queue_depth", "Events waiting in the embedded runtime's input queue")
+
+# Operations (set by hub/health.py: its checks and the rules it is given; see docs/operations.md).
+LATENCY_BUDGET = Gauge("devsync_latency_budget_seconds", "Latency budget of each data class (sync_profiles)",
+                       ["data_class"])
+CONNECTOR_UP = Gauge("devsync_connector_up", "1 while a connector reports up or degraded, 0 when down", ["connector"])
+HEALTH_CHECK_UP = Gauge("devsync_health_check_up", "1 when a readiness or liveness check passed on its last run",
+                        ["check"])
+KAFKA_CONSUMER_LAG = Gauge("devsync_kafka_consumer_lag_records",
+                           "Records a consumer group has not committed yet (high watermark - committed)",
+                           ["group", "topic"])

@@ -52,7 +52,9 @@ def run_demo_command(args: argparse.Namespace) -> int:
     out.mkdir(parents=True)
     rules = demo_rules(load_rules(args.rules), out)
     port = rules.runtime.metrics_port if args.metrics_port is None else args.metrics_port
-    metrics_url = start_metrics_server(port)
+    from hub.health import database_check, sink_checks
+
+    metrics_url = start_metrics_server(port, [database_check(rules.runtime.database_url), *sink_checks(rules)], rules)
     from connectors.simulators.ward import generate_ward_events
 
     start = time.time()
@@ -71,17 +73,19 @@ def run_demo_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def start_metrics_server(port: int) -> str | None:
+def start_metrics_server(port: int, checks=(), rules=None) -> str | None:
+    """/metrics, /healthz and /readyz (hub/health.py) on `port`; None when off or the port is taken."""
     if not port:
         return None
-    from prometheus_client import start_http_server
+    from hub.errors import HubError
+    from hub.health import start_health_server
 
     try:
-        start_http_server(port, addr="127.0.0.1")
-    except OSError:
-        print(f"metrics port {port} is in use; metrics are off for this run (set --metrics-port)", file=sys.stderr)
+        server = start_health_server(port, checks, rules=rules)
+    except HubError as exc:
+        print(f"{exc}; metrics are off for this run (set --metrics-port)", file=sys.stderr)
         return None
-    return f"http://127.0.0.1:{port}/metrics"
+    return f"{server.url}/metrics"
 
 
 async def run_embedded_demo(rules: RuleSet, events, start: float, summary_every: float) -> dict:

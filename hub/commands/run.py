@@ -50,9 +50,6 @@ def run_command(args: argparse.Namespace) -> int:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         sinks = rules.sinks.model_copy(update={"files": demo_rules(rules, Path(args.out)).sinks.files})
         rules = rules.model_copy(update={"sinks": sinks})
-    from hub.commands.demo import start_metrics_server
-
-    start_metrics_server(rules.runtime.metrics_port if args.metrics_port is None else args.metrics_port)
     return asyncio.run(serve(rules, args))
 
 
@@ -64,6 +61,13 @@ async def serve(rules, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    from hub.health import broker_check, connectors_check, database_check, loop_check, sink_checks, start_health_server
+
+    checks = [connectors_check(connectors)]
+    checks += ([broker_check(args.bootstrap, rules, measure_lag=False)] if args.bootstrap
+               else [database_check(rules.runtime.database_url), *sink_checks(rules)])
+    health = start_health_server(rules.runtime.metrics_port if args.metrics_port is None else args.metrics_port,
+                                 checks, live=[loop_check(loop)], rules=rules, required=False)
     if args.bootstrap:
         from hub.runtime.kafka_producer import EventPublisher
 
@@ -101,5 +105,7 @@ async def serve(rules, args: argparse.Namespace) -> int:
     result = finish()
     if asyncio.iscoroutine(result):
         await result
+    if health:
+        health.stop()
     print("devsync run: stopped cleanly", flush=True)
     return 0
