@@ -18,9 +18,12 @@ from pathlib import Path
 
 BENCHMARKS: dict[str, str] = {
     "embedded": "hub.bench.embedded",
+    "kafka": "hub.bench.kafka",
     "edge": "hub.bench.edge",
     "ecg": "hub.bench.ecg",
     "connectors": "hub.bench.connectors",
+    "sinks": "hub.bench.sinks",
+    "holter": "hub.bench.holter",
 }
 
 
