@@ -62,7 +62,9 @@ class EdgeRules(RuleModel):
     )
     append_batch_max_events: int = Field(500, ge=1, description="Most events committed in one append transaction.")
     append_batch_max_wait_s: float = Field(
-        0.005, ge=0, le=1, description="How long the writer waits to gather more events into one commit (s)."
+        0.0, ge=0, le=1,
+        description="Extra wait to gather more events into one commit (s). 0: commit as soon as the previous "
+        "commit ends; events arriving during a commit share the next one (group commit).",
     )
     # --- capacity ---
     quota_bytes: int | None = Field(
@@ -102,7 +104,15 @@ class EdgeRules(RuleModel):
     kafka_topic_prefix: str = Field("devsync.", description="Kafka topic prefix; events go to PREFIX + 'events.raw'.")
     kafka_partitions: int = Field(6, ge=1, description="Partitions used when the gateway creates the raw topic.")
     kafka_replication_factor: int = Field(1, ge=1, description="Replication factor when creating the raw topic (3 in production).")
+    kafka_client_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra librdkafka settings for the producer and admin client, e.g. security.protocol: SSL, "
+        "ssl.ca.location, ssl.certificate.location, ssl.key.location (mutual TLS to the hub).",
+    )
     mqtt_topic_prefix: str = Field("devsync/edge", description="MQTT topic is PREFIX/<gateway_id>/events (QoS 1).")
+    mqtt_tls_ca: str | None = Field(None, description="CA file (PEM); when set the MQTT upstream uses TLS 1.2+.")
+    mqtt_tls_cert: str | None = Field(None, description="Client certificate (PEM) for mutual TLS to the broker.")
+    mqtt_tls_key: str | None = Field(None, description="Client key (PEM) for mutual TLS to the broker.")
     # --- health ---
     health_host: str = Field("127.0.0.1", description="Bind address of /healthz and /metrics.")
     health_port: int = Field(9465, ge=0, le=65535, description="Port of /healthz and /metrics (0 = off).")
@@ -122,7 +132,8 @@ class EdgeRules(RuleModel):
         default_factory=lambda: dict(DEFAULT_EVENT_BYTES), description="Serialized event size per data class (bytes)."
     )
     row_overhead_bytes: int = Field(
-        90, ge=0, description="SQLite bytes per row beyond the payload (row header, indexes), measured by the bench."
+        150, ge=0, description="SQLite bytes per row beyond the payload (row header, index, page slack); the bench "
+        "measured edge_bytes_per_event - edge_payload_bytes_per_event = 131 B (8 KiB pages).",
     )
     disk_headroom: float = Field(0.25, ge=0, description="Extra disk on top of the worst case (WAL, free pages).")
 
