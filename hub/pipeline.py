@@ -82,10 +82,12 @@ class Stage1:
             ClockEstimator(self.rules.clocks.window_samples),
         )
 
-    def process(self, state: StreamState, event: Event, now: float) -> Stage1Output:
-        out = Stage1Output()
+    def process(self, state: StreamState, event: Event, now: float, out: Stage1Output | None = None) -> Stage1Output:
+        """Process one event; results are appended to `out` (a batch's output) or a new one."""
+        if out is None:
+            out = Stage1Output()
         if not dedupe_event(state.dedupe, event.event_id):
-            out.duplicates = 1
+            out.duplicates += 1
             return out
         if event.kind is EventKind.ASSOCIATION:
             self.apply_binding(event, out)
@@ -120,10 +122,9 @@ class Stage1:
 
     def finish(self, events: list[Event], out: Stage1Output, now: float) -> None:
         for event in events:
-            if event.source is None:
-                event = event.with_changes(source=self.source_by_type.get(event.device.type))
+            source = event.source or self.source_by_type.get(event.device.type)
             try:
-                event = normalise_event(self.normaliser, event)
+                event = normalise_event(self.normaliser, event, source=source)
             except DecodeError as exc:
                 out.dlq.append((event, f"normalise: {exc}"))
                 continue

@@ -23,16 +23,29 @@ class ClockEstimator:
     window: int
     samples: deque[float] = field(default_factory=deque)
     pending_jump: int = 0
+    minimum: float | None = None  # min(samples), kept up to date (derived)
 
     def offset(self) -> float | None:
-        return min(self.samples) if self.samples else None
+        return self.minimum
+
+    def add(self, d: float) -> None:
+        self.samples.append(d)
+        if self.minimum is None or d < self.minimum:
+            self.minimum = d
+        if len(self.samples) > self.window and self.samples.popleft() == self.minimum:
+            self.minimum = min(self.samples)
+
+    def clear(self) -> None:
+        self.samples.clear()
+        self.minimum = None
 
     def to_dict(self) -> dict:
         return {"window": self.window, "samples": list(self.samples), "pending_jump": self.pending_jump}
 
     @classmethod
     def from_dict(cls, data: dict) -> ClockEstimator:
-        return cls(data["window"], deque(data["samples"]), data.get("pending_jump", 0))
+        samples = deque(data["samples"])
+        return cls(data["window"], samples, data.get("pending_jump", 0), min(samples) if samples else None)
 
 
 def observe_clock(est: ClockEstimator, event: Event, rules: ClockRules) -> bool:
@@ -41,18 +54,16 @@ def observe_clock(est: ClockEstimator, event: Event, rules: ClockRules) -> bool:
     current = est.offset()
     jumped = False
     if current is not None and current - d > rules.jump_threshold_s:
-        est.samples.clear()  # device clock jumped forward: new readings are believed at once
+        est.clear()  # device clock jumped forward: new readings are believed at once
         jumped = True
     elif current is not None and d - current > rules.jump_threshold_s:
         est.pending_jump += 1
         if est.pending_jump < rules.jump_confirm_samples:
             return False  # not (yet) believed; do not pollute the window
-        est.samples.clear()  # device clock jumped back, confirmed
+        est.clear()  # device clock jumped back, confirmed
         jumped = True
     est.pending_jump = 0
-    est.samples.append(d)
-    if len(est.samples) > est.window:
-        est.samples.popleft()
+    est.add(d)
     return jumped
 
 

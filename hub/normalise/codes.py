@@ -46,7 +46,7 @@ class Normaliser:
         return cls(CodeMap.from_rules(rules), UnitConverter.from_rules(rules.units, {c.unit for c in rules.codes}))
 
 
-def normalise_event(norm: Normaliser, event: Event) -> Event:
+def normalise_event(norm: Normaliser, event: Event, *, source: str | None = None) -> Event:
     """Map the code to a metric (MDC + LOINC) and the value to the canonical UCUM unit.
 
     Raises DecodeError naming the code or unit when the rules cannot map it; the runtime
@@ -54,7 +54,7 @@ def normalise_event(norm: Normaliser, event: Event) -> Event:
     """
     already_normalised = event.metric is not None and event.unit is not None
     if event.kind not in (EventKind.NUMERIC, EventKind.TEXT) or already_normalised:
-        return event
+        return event if source is None or event.source == source else event.with_changes(source=source)
     metric = norm.codes.lookup(event.code_system_sent, event.code_sent)
     if metric is None:
         raise DecodeError(
@@ -68,6 +68,8 @@ def normalise_event(norm: Normaliser, event: Event) -> Event:
     mdc_code = mdc_code or metric.mdc_code
     mdc_ref = event.mdc_ref or (metric.mdc_ref if mdc_code == metric.mdc_code else None)
     changes: dict = {"metric": metric.metric, "mdc_code": mdc_code, "mdc_ref": mdc_ref, "loinc": metric.loinc}
+    if source is not None:
+        changes["source"] = source
     if event.kind is EventKind.TEXT:
         changes["text"] = event.text if event.text is not None else str(event.value_sent)
         changes["unit"] = metric.unit

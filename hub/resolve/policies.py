@@ -22,7 +22,8 @@ class Choice:
 
 
 def is_valid(event: Event) -> bool:
-    return not (event.quality & INVALID_FLAGS)
+    quality = event.quality
+    return not quality or not (quality & INVALID_FLAGS)
 
 
 def by_time(event: Event) -> tuple[float, str]:

@@ -40,6 +40,8 @@ class ResolveContext:
     fidelity_by_type: dict[str, int]
     precedence: dict[str, PrecedenceRule]
 
+    _windows: dict = field(default_factory=dict)  # (data class, metric) -> (window, grace), derived
+
     @classmethod
     def from_rules(cls, rules: RuleSet) -> ResolveContext:
         return cls(rules, {t.name: t.fidelity for t in rules.device_types}, {p.metric: p for p in rules.precedence})
@@ -48,10 +50,14 @@ class ResolveContext:
         return self.fidelity_by_type.get(event.device.type, 0)
 
     def window(self, event: Event) -> tuple[float, float]:
-        profile = self.rules.profile(event.data_class)
-        rule = self.precedence.get(event.metric or "")
-        window = rule.window_s if rule and rule.window_s is not None else profile.resolve_window_s
-        return window, profile.resolve_grace_s
+        key = (event.data_class, event.metric)
+        cached = self._windows.get(key)
+        if cached is None:
+            profile = self.rules.profile(event.data_class)
+            rule = self.precedence.get(event.metric or "")
+            window = rule.window_s if rule and rule.window_s is not None else profile.resolve_window_s
+            cached = self._windows[key] = (window, profile.resolve_grace_s)
+        return cached
 
 
 @dataclass

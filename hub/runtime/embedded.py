@@ -55,14 +55,17 @@ class EmbeddedRuntime:
 
     # ---- processing (synchronous core, also used directly by benchmarks and tests) ----
     def process_batch(self, events: Sequence[Event], now: float) -> None:
+        out = Stage1Output()
+        streams, stage1, count_in = self.streams, self.stage1, self.summary.count_in
         for event in events:
-            self.summary.count_in(event)
-            state = self.streams.get(event.stream)
+            count_in(event)
+            state = streams.get(event.stream)
             if state is None:
-                state = self.streams[event.stream] = self.stage1.new_stream_state(event)
+                state = streams[event.stream] = stage1.new_stream_state(event)
             if self.record_copies:
                 self.store.record_event(event, "raw", now=now)
-            self.handle_stage1(self.stage1.process(state, event, now), now)
+            stage1.process(state, event, now, out)
+        self.handle_stage1(out, now)
         if now - self._last_tick >= self.tick_s:
             self.tick(now)
 

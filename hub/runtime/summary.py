@@ -34,6 +34,7 @@ class Summary:
     budget_violations: Counter = field(default_factory=Counter)
     latency: dict = field(default_factory=dict)  # data class -> deque of received->out seconds
     _published: dict = field(default_factory=dict)
+    _pending_latency: list = field(default_factory=list)  # observed into the histograms at the checkpoint
 
     def count_in(self, event: Event) -> None:
         self.events_in[str(event.data_class)] += 1
@@ -63,8 +64,7 @@ class Summary:
             return  # replayed after an outage: original times kept, latency not counted
         received = now - event.received_time
         self.latency.setdefault(data_class, deque(maxlen=LATENCY_SAMPLES)).append(received)
-        metrics.LATENCY_RECEIVED.labels(data_class).observe(received)
-        metrics.LATENCY_DEVICE.labels(data_class).observe(now - event.effective_time)
+        self._pending_latency.append((data_class, received, now - event.effective_time))
         budget = self.budgets.get(event.data_class)
         if budget is not None and now - event.effective_time > budget:
             self.budget_violations[data_class] += 1
@@ -133,3 +133,7 @@ class Summary:
         if d := delta("dlq", self.dlq):
             metrics.DLQ.labels("pipeline").inc(d)
         metrics.PARKED_NOW.set(self.parked_now)
+        for data_class, received, device in self._pending_latency:
+            metrics.LATENCY_RECEIVED.labels(data_class).observe(received)
+            metrics.LATENCY_DEVICE.labels(data_class).observe(device)
+        self._pending_latency.clear()
