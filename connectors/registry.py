@@ -37,6 +37,7 @@ from hub.rules.models import RuleSet
 log = get_logger("connectors")
 
 CONNECTORS: dict[str, str] = {
+    Protocol.ECG_STREAM.value: "connectors.ecg_stream.connector:EcgStreamConnector",
     Protocol.HL7V2_MLLP.value: "connectors.mllp:MllpConnector",
     Protocol.HTTP.value: "connectors.http:HttpConnector",
     Protocol.MQTT.value: "connectors.mqtt:MqttConnector",
@@ -50,6 +51,7 @@ CONNECTORS: dict[str, str] = {
 LISTENERS = {Protocol.HL7V2_MLLP.value: "mllp", Protocol.HTTP.value: "http", Protocol.MQTT.value: "mqtt"}
 # device-group connectors: protocols served by one connector instance together
 DEVICE_GROUPS = {
+    "ecg-stream": (Protocol.ECG_STREAM.value,),
     "polling": (Protocol.POLL_TCP.value, Protocol.POLL_HTTP.value),
     "hybrid": (Protocol.HYBRID_TCP.value,),
     "sdc": (Protocol.SDC.value,),

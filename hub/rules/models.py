@@ -16,6 +16,7 @@ from hub.rules.clocks import ClockRules
 from hub.rules.codes import MetricCode, UnitRules
 from hub.rules.connectors import ConnectorRules
 from hub.rules.devices import DeviceEntry, DeviceType
+from hub.rules.ecg import EcgRules
 from hub.rules.edge import EdgeRules
 from hub.rules.kafka import KafkaRules
 from hub.rules.precedence import PrecedenceRule
@@ -26,7 +27,7 @@ from hub.rules.sinks import SinkRules
 
 LIST_SECTIONS = ("device_types", "devices", "codes", "precedence", "routing")
 MAP_SECTIONS = ("sync_profiles",)
-SINGLE_SECTIONS = ("units", "association", "clocks", "connectors", "sinks", "edge", "runtime", "kafka")
+SINGLE_SECTIONS = ("units", "association", "clocks", "connectors", "sinks", "edge", "runtime", "kafka", "ecg")
 
 
 class RuleFile(RuleModel):
@@ -47,6 +48,7 @@ class RuleFile(RuleModel):
     edge: EdgeRules | None = Field(None, description="Edge gateway settings.")
     runtime: RuntimeRules | None = Field(None, description="Runtime settings.")
     kafka: KafkaRules | None = Field(None, description="Kafka runtime: topics and processors.")
+    ecg: EcgRules | None = Field(None, description="ECG streaming, watch folder and PACS.")
 
 
 class RuleSet(RuleModel):
@@ -66,6 +68,7 @@ class RuleSet(RuleModel):
     edge: EdgeRules = Field(default_factory=EdgeRules)
     runtime: RuntimeRules = Field(default_factory=RuntimeRules)
     kafka: KafkaRules = Field(default_factory=KafkaRules)
+    ecg: EcgRules = Field(default_factory=EcgRules)
 
     # --- lookups used by the stages (built once, cheap) ---
     def device_type(self, name: str) -> DeviceType | None:

@@ -1,0 +1,161 @@
+"""Kafka runtime throughput and latency, against a raw confluent-kafka passthrough on the same broker.
+
+Figures (one run, same broker, same event set):
+  kafka_passthrough_events_per_s         consume raw -> produce -> commit, confluent-kafka, no stages
+  kafka_pipeline_events_per_s_1_worker   both stages, one `devsync worker` process, backlog drained
+  kafka_pipeline_events_per_s_2_workers  the same with two worker processes sharing the partitions
+  kafka_pipeline_ratio                   1-worker pipeline / passthrough
+  alarm_latency_p50_s, alarm_latency_p99_s, vital_latency_p99_s
+                                         publish -> observation read back, at a steady offered rate
+                                         (--rate, default 10,000 events/s) with alarms mixed in;
+                                         vitals include their resolution window and grace (by design)
+  latency_offered_rate_events_per_s, latency_delivered_rate_events_per_s
+Throughput is events published before the workers start, divided by the time from the
+workers being ready to the group's committed offsets reaching the end of the raw and
+normalized topics (commits every kafka.commit_interval_s: up to one interval of slack).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from hub.bench import Figure, percentile
+from hub.bench.kafka_load import bench_rules, passthrough_rate, synthetic_events, wait_group_done
+from hub.events import EventKind
+from hub.runtime.kafka_demo import start_worker, wait_ready
+from hub.runtime.kafka_producer import KafkaPublisher, producer_config
+from hub.runtime.kafka_read import follow_topics
+from hub.runtime.kafka_topics import TopicNames, ensure_topics, topic_specs
+from hub.testing.broker import start_broker
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap", metavar="HOST:PORT", help="broker to use (default: start a local test broker)")
+    parser.add_argument("--rules", default="rules", help="rule folder the workers run (default: rules)")
+    parser.add_argument("--events", type=int, default=40_000, help="events per throughput run (default 40,000)")
+    parser.add_argument("--devices", type=int, default=200, help="simulated monitors, 2 streams each (default 200)")
+    parser.add_argument("--rate", type=float, default=10_000.0, help="offered rate of the latency run (events/s)")
+    parser.add_argument("--latency-seconds", type=float, default=10.0, help="length of the latency run (s)")
+
+
+def run(args: argparse.Namespace) -> list[Figure]:
+    broker = None if args.bootstrap else start_broker()
+    bootstrap = args.bootstrap or broker.bootstrap
+    work = Path(tempfile.mkdtemp(prefix="devsync-bench-kafka-"))
+    try:
+        passthrough = measure_passthrough(bootstrap, args, work)
+        one = measure_pipeline(bootstrap, args, work, workers=1)
+        two = measure_pipeline(bootstrap, args, work, workers=2)
+        latency = measure_latency(bootstrap, args, work)
+    finally:
+        if broker is not None:
+            broker.stop()
+    return [
+        Figure("kafka_passthrough_events_per_s", passthrough, "events/s"),
+        Figure("kafka_pipeline_events_per_s_1_worker", one, "events/s"),
+        Figure("kafka_pipeline_events_per_s_2_workers", two, "events/s"),
+        Figure("kafka_pipeline_ratio", one / passthrough if passthrough else 0.0, "ratio"),
+        *latency,
+    ]
+
+
+def preload(bootstrap: str, topic: str, events) -> None:
+    async def go():
+        publisher = KafkaPublisher(producer_config({"bootstrap.servers": bootstrap}), topic)
+        for i in range(0, len(events), 5000):
+            await publisher.publish_many(events[i:i + 5000])
+        await asyncio.to_thread(publisher.close)
+
+    asyncio.run(go())
+
+
+def measure_passthrough(bootstrap: str, args, work: Path) -> float:
+    rules_dir, rules = bench_rules(work / "passthrough", args.rules)
+    names = TopicNames.from_rules(rules.kafka)
+    ensure_topics({"bootstrap.servers": bootstrap}, topic_specs(rules.kafka))
+    preload(bootstrap, names.raw, synthetic_events(args.events, args.devices, time.time() - 3600))
+    return passthrough_rate(bootstrap, names.raw, names.normalized, args.events)
+
+
+def measure_pipeline(bootstrap: str, args, work: Path, workers: int) -> float:
+    rules_dir, rules = bench_rules(work / f"pipeline-{workers}", args.rules)
+    names = TopicNames.from_rules(rules.kafka)
+    base = {"bootstrap.servers": bootstrap}
+    ensure_topics(base, topic_specs(rules.kafka))
+    preload(bootstrap, names.raw, synthetic_events(args.events, args.devices, time.time() - 3600))
+    procs = [start_worker(bootstrap, rules_dir, work / f"pipeline-{workers}-{i}.log") for i in range(workers)]
+    try:
+        for proc in procs:
+            wait_ready(proc, timeout_s=120)
+        started = time.perf_counter()
+        wait_group_done(base, rules.kafka.app_id, [names.raw, names.normalized], timeout_s=600)
+        return args.events / (time.perf_counter() - started)
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+def measure_latency(bootstrap: str, args, work: Path) -> list[Figure]:
+    rules_dir, rules = bench_rules(work / "latency", args.rules)
+    names = TopicNames.from_rules(rules.kafka)
+    base = {"bootstrap.servers": bootstrap}
+    ensure_topics(base, topic_specs(rules.kafka))
+    total = int(args.rate * args.latency_seconds)
+    latencies: dict[str, list[float]] = {"alarm": [], "vital": []}
+    stop = threading.Event()
+
+    def on_record(record) -> None:
+        arrived = time.time()
+        from hub.events import Event
+
+        event = Event.from_json(record.value)
+        kind = "alarm" if event.kind is EventKind.ALARM else "vital"
+        latencies[kind].append(arrived - event.received_time)
+
+    proc = start_worker(bootstrap, rules_dir, work / "latency.log")
+    reader = threading.Thread(target=follow_topics, args=(base, [names.observations], on_record),
+                              kwargs={"stop": stop.is_set}, daemon=True)
+    try:
+        wait_ready(proc, timeout_s=120)
+        reader.start()
+        delivered_rate = asyncio.run(publish_steady(bootstrap, names.raw, args, total))
+        time.sleep(12.0)  # the last vitals wait for their resolution window and grace
+    finally:
+        stop.set()
+        reader.join(10)
+        proc.stop()
+    return [
+        Figure("alarm_latency_p50_s", percentile(latencies["alarm"], 50), "s"),
+        Figure("alarm_latency_p99_s", percentile(latencies["alarm"], 99), "s"),
+        Figure("vital_latency_p99_s", percentile(latencies["vital"], 99), "s"),
+        Figure("latency_offered_rate_events_per_s", args.rate, "events/s"),
+        Figure("latency_delivered_rate_events_per_s", delivered_rate, "events/s"),
+    ]
+
+
+async def publish_steady(bootstrap: str, topic: str, args, total: int) -> float:
+    """Publish at args.rate in 10 ms slices, stamping received_time at publish; returns the achieved rate."""
+    from hub.bench.kafka_load import bindings, live_event
+
+    publisher = KafkaPublisher(producer_config({"bootstrap.servers": bootstrap}, linger_ms=1), topic)
+    await publisher.publish_many(bindings(args.devices, time.time() - 3600))
+    started = time.time()
+    sent = 0
+    pending = []
+    while sent < total:
+        due = min(total, int((time.time() - started) * args.rate) + 1)
+        now = time.time()
+        batch = [e for i in range(sent, due) for e in live_event(i, args.devices, now)]
+        sent = due
+        if batch:
+            pending.append(asyncio.ensure_future(publisher.publish_many(batch)))
+        await asyncio.sleep(0.01)
+    await asyncio.gather(*pending)
+    rate = total / (time.time() - started)
+    await asyncio.to_thread(publisher.close)
+    return rate

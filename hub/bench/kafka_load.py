@@ -1,0 +1,134 @@
+"""Load for `devsync bench kafka`: synthetic monitors, the passthrough baseline, group progress."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from hub.events import (Alarm, AlarmPhase, AlarmPriority, AlarmState, Association, DataClass, Device, Event,
+                        EventKind, Provenance, make_event_id)
+from hub.rules.load import load_rules
+from hub.runtime.kafka_read import assign_all
+
+CODES = (("147842", "/min", 78.0), ("150456", "%", 96.0))  # heart rate, SpO2 (known to the default rules)
+
+
+def bench_rules(folder: Path, source: str | Path):
+    """A copy of the rules with a `kafka:` section of its own (fresh topics and consumer group)."""
+    shutil.copytree(source, folder / "rules")
+    tag = uuid.uuid4().hex[:8]
+    (folder / "rules" / "kafka-bench.yaml").write_text(
+        f"version: 1\nkafka:\n  prefix: bench{tag}\n  app_id: devsync-bench{tag}\n  partitions: 4\n")
+    return folder / "rules", load_rules(folder / "rules")
+
+
+def device_id(d: int) -> str:
+    return f"BMON-{d:04d}"
+
+
+def patient_of(d: int) -> str:
+    return f"BENCHP{d // 2:05d}"  # two monitors per patient: they compete in stage 2
+
+
+def bindings(devices: int, valid_from: float) -> list[Event]:
+    out = []
+    for d in range(devices):
+        stream = f"adt/bench/{device_id(d)}"
+        assoc = Association(action="bind", device_id=device_id(d), patient_id=patient_of(d), valid_from=valid_from)
+        out.append(Event(event_id=make_event_id("bench-adt", device_id(d), valid_from), kind=EventKind.ASSOCIATION,
+                         data_class=DataClass.ASSOCIATION, device=Device(id="ADT", type="adt-feed"), stream=stream,
+                         seq=0, device_time=valid_from, received_time=valid_from, association=assoc,
+                         provenance=Provenance(connector="bench")))
+    return out
+
+
+def numeric(d: int, code_index: int, seq: int, t: float, received: float) -> Event:
+    code, unit, base = CODES[code_index]
+    dev = device_id(d)
+    return Event(event_id=make_event_id(dev, code, seq), kind=EventKind.NUMERIC, data_class=DataClass.VITAL,
+                 device=Device(id=dev, type="multi-parameter-monitor"), stream=f"{dev}/{code}", seq=seq,
+                 device_time=t, received_time=received, code_sent=code, code_system_sent="MDC",
+                 value_sent=base + (seq % 7) - 3, unit_sent=unit, provenance=Provenance(connector="bench"))
+
+
+def synthetic_events(count: int, devices: int, start: float) -> list[Event]:
+    """Bindings, then `count` numeric events round-robin over devices x 2 streams, 1 Hz per stream."""
+    events = bindings(devices, start - 3600)
+    for i in range(count):
+        d, slot = i % devices, i // devices
+        seq = slot // 2
+        events.append(numeric(d, slot % 2, seq, start + seq, start + seq))
+    return events
+
+
+def live_event(i: int, devices: int, now: float) -> list[Event]:
+    """Event i of the steady run (received_time = publish time); every 100th also raises an alarm."""
+    d, slot = i % devices, i // devices
+    out = [numeric(d, slot % 2, slot // 2, now, now)]
+    if i % 100 == 0:
+        dev = device_id(d)
+        out.append(Event(
+            event_id=make_event_id(dev, "alarm", i), kind=EventKind.ALARM, data_class=DataClass.ALARM,
+            device=Device(id=dev, type="multi-parameter-monitor"), stream=f"{dev}/alarms", seq=i, device_time=now,
+            received_time=now, alarm=Alarm(condition=f"MDC_EVT_BENCH_{i}", priority=AlarmPriority.HIGH,
+                                           state=AlarmState.ACTIVE, phase=AlarmPhase.START, alarm_id=f"bench-{i}"),
+            provenance=Provenance(connector="bench")))
+    return out
+
+
+def wait_group_done(base: dict, group: str, topics: list[str], timeout_s: float) -> None:
+    """Until the group's committed offsets reach every partition's end."""
+    consumer = Consumer({**base, "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = [TopicPartition(tp.topic, tp.partition) for tp in assign_all(consumer, topics)]
+        consumer.unassign()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ends = {(p.topic, p.partition): consumer.get_watermark_offsets(p, timeout=10)[1] for p in parts}
+            committed = {(c.topic, c.partition): c.offset for c in consumer.committed(parts, timeout=10)}
+            if all(committed.get(k, -1) >= end for k, end in ends.items() if end > 0):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"group {group} did not finish within {timeout_s}s")
+    finally:
+        consumer.close()
+
+
+def passthrough_rate(bootstrap: str, source: str, target: str, count: int) -> float:
+    """consume -> produce (idempotent, acks=all) -> commit every second, no stages: events/s."""
+    base = {"bootstrap.servers": bootstrap}
+    consumer = Consumer({**base, "group.id": f"bench-pass-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    producer = Producer({**base, "enable.idempotence": True, "acks": "all", "linger.ms": 1})
+    assign_all(consumer, [source])
+    seen = 0
+    started = None
+    last_commit = time.monotonic()
+    deadline = time.monotonic() + 300
+    while seen < count and time.monotonic() < deadline:
+        for msg in consumer.consume(2000, 0.5):
+            if msg.error():
+                continue
+            started = started or time.perf_counter()
+            while True:
+                try:
+                    producer.produce(target, msg.value(), msg.key())
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+            if msg.key() and not msg.key().startswith(b"adt/"):
+                seen += 1
+        producer.poll(0)
+        if time.monotonic() - last_commit > 1.0:
+            producer.flush()
+            consumer.commit(asynchronous=False)
+            last_commit = time.monotonic()
+    producer.flush()
+    consumer.commit(asynchronous=False)
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return seen / elapsed if elapsed > 0 else 0.0

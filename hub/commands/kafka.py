@@ -1,0 +1,74 @@
+"""`devsync kafka init --bootstrap HOST:PORT [--rules PATH]`: create or check every topic.
+
+Idempotent: missing topics are created with the partitions, replication, retention and
+cleanup policy of the `kafka:` rules section; existing ones are checked (a partition
+count that differs is an error, since faust tables need source and changelog to match).
+Connection security comes from the environment (never the command line, which `ps`
+shows): DEVSYNC_KAFKA_SECURITY_PROTOCOL, DEVSYNC_KAFKA_SSL_CAFILE, DEVSYNC_KAFKA_SSL_CERTFILE,
+DEVSYNC_KAFKA_SSL_KEYFILE, DEVSYNC_KAFKA_SASL_MECHANISM, DEVSYNC_KAFKA_SASL_USERNAME,
+DEVSYNC_KAFKA_SASL_PASSWORD.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pydantic import ValidationError
+
+from hub.errors import HubError
+from hub.rules.errors import RuleFileError
+from hub.rules.load import load_rules
+from hub.rules.models import RuleSet
+from hub.runtime.kafka_settings import KafkaSettings, confluent_config
+from hub.runtime.kafka_topics import ensure_topics, topic_specs
+
+ENV_FIELDS = ("security_protocol", "ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_mechanism", "sasl_username",
+              "sasl_password")
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap", required=True, metavar="HOST:PORT", help="Kafka bootstrap servers")
+    parser.add_argument("--rules", default="rules", metavar="PATH", help="rule file or folder (default: rules)")
+    parser.add_argument("--processing-guarantee", default="at_least_once", choices=("at_least_once", "exactly_once"),
+                        help="at_least_once (tested here) or exactly_once (real Kafka cluster only; not tested here)")
+
+
+def settings_from_args(args: argparse.Namespace) -> KafkaSettings:
+    env = {f: os.environ[f"DEVSYNC_KAFKA_{f.upper()}"] for f in ENV_FIELDS if os.environ.get(f"DEVSYNC_KAFKA_{f.upper()}")}
+    return KafkaSettings(bootstrap=args.bootstrap, processing_guarantee=args.processing_guarantee, **env)
+
+
+def load_or_report(path: str) -> RuleSet | None:
+    try:
+        return load_rules(path)
+    except RuleFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    kafka = sub.add_parser("kafka", help="Kafka runtime administration")
+    actions = kafka.add_subparsers(dest="kafka_command", required=True, metavar="ACTION")
+    init = actions.add_parser("init", help="create or check every topic (idempotent)")
+    add_connection_arguments(init)
+    init.set_defaults(func=run_init)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    rules = load_or_report(args.rules)
+    if rules is None:
+        return 1
+    try:
+        settings = settings_from_args(args)
+        report = ensure_topics(confluent_config(settings, rules.kafka), topic_specs(rules.kafka))
+    except (HubError, ValidationError) as exc:
+        print(f"devsync kafka init: {exc}", file=sys.stderr)
+        return 1
+    for spec in topic_specs(rules.kafka):
+        state = "created" if spec.name in report.created else "ok"
+        print(f"{state:8} {spec.name}  partitions={spec.partitions} replication={spec.replication} "
+              + " ".join(f"{k}={v}" for k, v in spec.config.items()))
+    return 0

@@ -1,0 +1,48 @@
+"""`devsync worker --bootstrap HOST:PORT --rules PATH`: run one Kafka processor worker.
+
+Runs both stages (stage 1 keyed by device stream, stage 2 keyed by patient) as a faust
+worker in this process. Start as many as there are partitions (kafka.partitions); they
+share the partitions through the consumer group `kafka.app_id`. Topics are created or
+checked first. Stop with SIGTERM/SIGINT (state is in the changelog topics either way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pydantic import ValidationError
+
+from hub.commands.kafka import add_connection_arguments, load_or_report, settings_from_args
+from hub.errors import HubError
+from hub.logs import allow_patient_identifiers, configure_logging
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    worker = sub.add_parser("worker", help="run a Kafka processor worker (both stages)")
+    add_connection_arguments(worker)
+    worker.add_argument("--log-level", default=os.environ.get("DEVSYNC_LOG_LEVEL", "INFO"), help="devsync log level (default INFO)")
+    worker.set_defaults(func=run_worker)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    rules = load_or_report(args.rules)
+    if rules is None:
+        return 1
+    allow_patient_identifiers(rules.runtime.log_patient_identifiers)
+    from hub.runtime.kafka_app import KafkaWorker  # faust is heavy: import only when running
+
+    try:
+        worker = KafkaWorker(rules, settings_from_args(args))
+        worker.ensure_topics()
+    except (HubError, ValidationError) as exc:
+        print(f"devsync worker: {exc}", file=sys.stderr)
+        return 1
+    from hub.health import broker_check, start_health_server
+
+    start_health_server(rules.runtime.metrics_port, [broker_check(args.bootstrap, rules)], rules=rules,
+                        required=False)
+    worker.run()
+    return 0
