@@ -21,7 +21,6 @@ COMMAND_MODULES = [
     "hub.commands.status",
     "hub.commands.ecg",
     "hub.commands.holter",
-    "hub.commands.ecg_watch",
 ]
 
 
