@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+import yaml
 
 from hub.events import Event
 from hub.logs import get_logger
@@ -155,16 +156,26 @@ class OutputCollector:
                 self.result.dlq_records += 1
 
 
+def write_rules(rules: RuleSet, folder: Path) -> Path:
+    """The rule set as one YAML file the worker processes can load (round-trips exactly)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"version": 1, **rules.model_dump(mode="json", by_alias=True)}
+    (folder / "rules.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return folder
+
+
 def run_demo_on_kafka(rules: RuleSet, events: EventsArg, bootstrap: str, out_dir: str | Path, *,
-                      rules_path: str | Path, workers: int = 1, settle_s: float = 12.0, speed: float = 1.0,
+                      rules_path: str | Path | None = None, workers: int = 1, settle_s: float = 12.0, speed: float = 1.0,
                       lead_s: float = 0.5, on_observation=None) -> KafkaDemoResult:
     """The demo ward through Kafka; writes out_dir/kafka-summary.json and returns the deduped outputs.
 
     `events`: (send offset, event) pairs, or a function start_time -> pairs that is called once the
     workers are ready, so that the ward's clock starts when publishing does (as for a live ward;
-    `result.start_time` tells which start was used)."""
+    `result.start_time` tells which start was used). `rules_path`: the rule folder the worker
+    processes load; by default `rules` is written to out_dir/kafka-rules/rules.yaml."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rules_path = rules_path or write_rules(rules, out / "kafka-rules")
     base = confluent_config(KafkaSettings(bootstrap=bootstrap), rules.kafka)
     names = TopicNames.from_rules(rules.kafka)
     ensure_topics(base, topic_specs(rules.kafka))
