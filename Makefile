@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO_DURATION ?= 30
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test install install-test bench clean rules-check
+.PHONY: demo demo-kafka test install install-test bench clean rules-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(BIN)/devsync demo --rules rules --duration $(DEMO_DURATION) --out $(DEMO_OUT)
 
+demo-kafka: install-test
+	$(BIN)/python -c "import subprocess, sys; from hub.testing.broker import start_broker; \
+	b = start_broker(); r = subprocess.call([sys.executable, '-m', 'hub.cli', 'demo', '--bootstrap', b.bootstrap, \
+	'--duration', '$(DEMO_DURATION)', '--out', '$(DEMO_OUT)-kafka']); b.stop(); sys.exit(r)"
+
 rules-check: install
 	$(BIN)/devsync rules check rules
 
@@ -34,7 +39,10 @@ test: install-test
 	$(BIN)/python -m pytest -q
 
 bench: install-test
-	$(BIN)/devsync bench embedded --out bench/embedded.json
+	$(BIN)/python -m hub.bench.report --out bench
+
+soak: install-test
+	bash scripts/soak.sh $(or $(DURATION),300)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) *.egg-info

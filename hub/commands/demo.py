@@ -63,14 +63,56 @@ def run_demo_command(args: argparse.Namespace) -> int:
           f"beds, {len(events)} deliveries over {args.duration:g}s -> {out}/"
           + (f"; metrics at {metrics_url}" if metrics_url else ""))
     if args.bootstrap:
-        from hub.runtime.kafka_demo import run_demo_on_kafka
-
-        summary = run_demo_on_kafka(rules, events, args.bootstrap, out)
-    else:
-        summary = asyncio.run(run_embedded_demo(rules, events, start, args.summary_every))
+        summary = run_kafka_demo(rules, args, out)
+        print(kafka_report(summary, out))
+        return 0
+    summary = asyncio.run(run_embedded_demo(rules, events, start, args.summary_every))
     report = finish_report(summary, out)
     print(report)
     return 0
+
+
+def run_kafka_demo(rules: RuleSet, args: argparse.Namespace, out: Path) -> dict:
+    """The same ward through Kafka workers; observations read back from devsync.observations
+    (deduplicated by event id) go through the same sinks as the embedded demo."""
+    from connectors.simulators.ward import generate_ward_events
+    from hub.runtime.kafka_demo import run_demo_on_kafka
+    from hub.sinks import build_sinks
+    from hub.store import open_store
+
+    result = run_demo_on_kafka(rules, lambda t0: generate_ward_events(rules, args.duration, args.seed, start_time=t0),
+                               args.bootstrap, out)
+    store = open_store(rules.runtime.database_url)
+    sinks = build_sinks(rules, store)
+
+    async def deliver() -> None:
+        for event in result.observations:
+            for sink in sinks:
+                sink.add(event)
+        for sink in sinks:
+            await sink.flush()
+            if hasattr(sink, "close"):
+                await sink.close()
+
+    asyncio.run(deliver())
+    summary = result.summary()
+    summary["sinks"] = {c.sink: {"in": c.total_in, **c.by_status} for c in store.counts()}
+    store.close()
+    return summary
+
+
+def kafka_report(summary: dict, out: Path) -> str:
+    hl7_files = len(list((out / "hl7v2").glob("*.hl7")))
+    fhir_lines = sum(len(p.read_text().splitlines()) for p in (out / "fhir").glob("*.ndjson"))
+    summary["outputs"] = {"hl7v2_messages": hl7_files, "fhir_resources": fhir_lines}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return "\n".join([
+        "== Final report (Kafka runtime) " + "=" * 34,
+        f"observations {summary['observations']} (raw records {summary['observation_records']}, deduplicated by "
+        f"event id), decisions {summary['decisions']}, dead letters {summary['dlq_records']}",
+        "per sink: " + "; ".join(f"{name} {counts}" for name, counts in summary["sinks"].items()),
+        f"outputs: {hl7_files} HL7 v2 messages in {out}/hl7v2, {fhir_lines} FHIR resources in {out}/fhir",
+        f"summary: {out}/summary.json"])
 
 
 def start_metrics_server(port: int, checks=(), rules=None) -> str | None:
