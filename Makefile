@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_DURATION ?= 30
 DEMO_OUT ?= demo-out
+TEST_WORKERS ?= 4   # xdist workers: many tests wait on peers/outages, so more than the 2 cores
 
 .PHONY: demo demo-kafka test install install-test bench clean rules-check
 
@@ -36,7 +37,7 @@ rules-check: install
 test: install-test
 	bash scripts/ensure-services.sh
 	bash scripts/install-test-peers.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: install-test
 	$(BIN)/python -m hub.bench.report --out bench

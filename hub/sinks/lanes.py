@@ -40,6 +40,7 @@ class Lane(Generic[T]):
         self._backoff = backoff
         self._max_retry_after = max_retry_after_s
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self.attempt = 0
@@ -71,7 +72,12 @@ class Lane(Generic[T]):
             await self._idle.wait()
 
     async def _run(self) -> None:
+        task = asyncio.current_task()
         while True:
+            # Python 3.11's wait_for can swallow a cancellation that races with its result; the
+            # task still counts it as pending, so leave here rather than retry forever.
+            if self._stopping or task.cancelling():
+                return
             if not self.items:
                 self._idle.set()
                 await self._wake.wait()
@@ -98,9 +104,12 @@ class Lane(Generic[T]):
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            self._stopping = True
+            self._wake.set()
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=0.5)
+            if not self._task.cancelled() and self._task.exception() is not None:
+                log.warning("lane stopped with an error", lane=self.name, error=str(self._task.exception()))
             self._task = None
+            self._stopping = False
