@@ -6,7 +6,7 @@ DEMO_DURATION ?= 30
 DEMO_OUT ?= demo-out
 TEST_WORKERS ?= 4   # xdist workers: many tests wait on peers/outages, so more than the 2 cores
 
-.PHONY: demo demo-kafka test install install-test bench clean rules-check
+.PHONY: demo demo-kafka test install install-test bench soak clean rules-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

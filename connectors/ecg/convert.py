@@ -6,12 +6,17 @@ Modules are imported lazily (`"module:function"`), so reading a CSV does not loa
 from __future__ import annotations
 
 import importlib
+import struct
 from pathlib import Path
 from typing import Any
 
 from connectors.ecg.detect import detect_format
-from connectors.ecg.exceptions import EcgWriteError
+from connectors.ecg.exceptions import EcgFormatError, EcgWriteError
 from connectors.ecg.model import EcgRecord
+
+# What third-party parsers (lxml, pydicom, numpy, wfdb, pyedflib) raise on damaged input (found by tests/fuzz).
+DAMAGED_FILE_ERRORS = (ValueError, OSError, KeyError, IndexError, AttributeError, TypeError, EOFError,
+                       OverflowError, ZeroDivisionError, struct.error)
 
 READERS = {
     "wfdb": "connectors.ecg.wfdb_format:read_wfdb",
@@ -48,7 +53,11 @@ def read_ecg(path: str | Path, *, format: str | None = None, **options: Any) -> 
     fmt = format or detect_format(path)
     if fmt not in READERS:
         raise EcgWriteError(fmt, f"no reader for {fmt!r} (readable: {', '.join(READERS)})")
-    return _load(READERS[fmt])(path, **options)
+    reader = _load(READERS[fmt])
+    try:
+        return reader(path, **options)
+    except DAMAGED_FILE_ERRORS as exc:  # a damaged file must be a DecodeError naming it, never a crash
+        raise EcgFormatError(path, f"not a readable {fmt} file ({type(exc).__name__}: {str(exc)[:200]})") from exc
 
 
 def format_for_output(path: str | Path) -> str:

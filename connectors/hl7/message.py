@@ -162,6 +162,8 @@ def read_header(frame: bytes) -> Header | None:
         return None
     end = start.find(b"\r")
     line = (start if end < 0 else start[:end]).decode("latin-1")
+    if len(line) < 4:  # "MSH" alone on its line: no field separator (found by tests/fuzz)
+        return None
     fs = line[3]
     enc_end = line.find(fs, 4)
     enc = line[4:enc_end] if enc_end > 0 else line[4:]
