@@ -46,6 +46,17 @@ class Sink(ABC):
         self.log = get_logger(self.step)
         self._held: list[Outcome] = []
 
+    def _write_results(self, *, raise_errors: bool = True) -> None:
+        """Write the sink's pending outcomes (`self._results`) to the ledger; on failure keep them."""
+        results, self._results = self._results, []
+        try:
+            self.store.record_outcomes(results)
+        except Exception as exc:
+            self._results = results + self._results  # kept for the next write; flush() must not succeed
+            self.log.warning("ledger write failed, outcomes kept", outcomes=len(results), error=type(exc).__name__)
+            if raise_errors:
+                raise
+
     # --- phase 1: add ---
     def add(self, event: Event) -> None:
         self.gate.observe(event)

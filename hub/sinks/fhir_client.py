@@ -260,16 +260,6 @@ class FhirSink(Sink):
             self._session = aiohttp.ClientSession(timeout=timeout, json_serialize=lambda o: orjson.dumps(o).decode())
         return self._session
 
-    def _write_results(self, *, raise_errors: bool = True) -> None:
-        results, self._results = self._results, []
-        try:
-            self.store.record_outcomes(results)
-        except Exception as exc:
-            self._results = results + self._results  # kept for the next write; flush() must not succeed
-            self.log.warning("ledger write failed, outcomes kept", outcomes=len(results), error=type(exc).__name__)
-            if raise_errors:
-                raise
-
     async def _drain(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

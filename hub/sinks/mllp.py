@@ -208,16 +208,6 @@ class MllpSink(Sink):
         LATE_ACKS.labels(self.name).inc()
         self.log.info("ignored ACK for another message", msa2=getattr(ack, "control_id", None))
 
-    def _write_results(self, *, raise_errors: bool = True) -> None:
-        results, self._results = self._results, []
-        try:
-            self.store.record_outcomes(results)
-        except Exception as exc:
-            self._results = results + self._results  # kept for the next write; flush() must not succeed
-            self.log.warning("ledger write failed, outcomes kept", outcomes=len(results), error=type(exc).__name__)
-            if raise_errors:
-                raise
-
     async def _drain(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
