@@ -27,7 +27,8 @@ from hub.rules.models import RuleSet
 from hub.sinks.charting import ChartingGate
 from hub.sinks.metrics import count_events
 from hub.sinks.router import SinkRoutes, apply_route, match_route
-from hub.store import DLQ, HELD, Outcome, Store
+from hub.store import DLQ, DUPLICATE, HELD, Outcome, Store
+from hub.store.records import FINAL
 
 HELD_WRITE_BATCH = 1000
 
@@ -45,6 +46,14 @@ class Sink(ABC):
         self.gate = ChartingGate([p for p in rules.sinks.charting if p.sink == self.name])
         self.log = get_logger(self.step)
         self._held: list[Outcome] = []
+
+    def _duplicate_outcome(self, event_id: str, state, replay) -> Outcome | None:
+        """The outcome for a redelivered observation already in flight or with a final fate
+        (a dead-lettered one may be sent again by a replay); None when it must be sent."""
+        if event_id in self._inflight or (
+                state is not None and state.status in FINAL and not (replay and state.status == DLQ)):
+            return Outcome(event_id, self.name, DUPLICATE, detail=f"already {state.status if state else 'in flight'}")
+        return None
 
     def _write_results(self, *, raise_errors: bool = True) -> None:
         """Write the sink's pending outcomes (`self._results`) to the ledger; on failure keep them."""

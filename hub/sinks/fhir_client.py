@@ -28,8 +28,7 @@ from hub.sinks.http_auth import TokenSource
 from hub.sinks.lanes import Lane, backoff_delay, lane_for
 from hub.sinks.metrics import SINK_MESSAGES, SINK_RETRIES, SINK_SEND_SECONDS, count_events, queued
 from hub.sinks.tls import client_ssl_context
-from hub.store import DELIVERED, DLQ, DUPLICATE, Outcome, Store
-from hub.store.records import FINAL
+from hub.store import DELIVERED, DUPLICATE, Outcome, Store
 
 RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 RESULT_WRITE_BATCH = 500
@@ -128,11 +127,9 @@ class FhirSink(Sink):
         states = self.store.delivery_states(self.name, [r.event_id for r, _, _ in entries])
         keep, skipped = [], []
         for routed, original, replay in entries:
-            state = states.get(routed.event_id)
-            if routed.event_id in self._inflight or (
-                    state is not None and state.status in FINAL and not (replay and state.status == DLQ)):
-                skipped.append(Outcome(routed.event_id, self.name, DUPLICATE,
-                                       detail=f"already {state.status if state else 'in flight'}"))
+            duplicate = self._duplicate_outcome(routed.event_id, states.get(routed.event_id), replay)
+            if duplicate is not None:
+                skipped.append(duplicate)
             else:
                 keep.append((routed, original))
         if skipped:

@@ -25,8 +25,7 @@ from hub.sinks.lanes import Lane, backoff_delay, lane_for
 from hub.sinks.metrics import LATE_ACKS, SINK_MESSAGES, SINK_RETRIES, SINK_SEND_SECONDS, count_events, queued
 from hub.sinks.mllp_link import MllpLink
 from hub.sinks.tls import client_ssl_context
-from hub.store import DELIVERED, DLQ, DUPLICATE, SENT, Outcome, Store
-from hub.store.records import FINAL
+from hub.store import DELIVERED, DUPLICATE, SENT, Outcome, Store
 
 RESULT_WRITE_BATCH = 500
 
@@ -127,10 +126,9 @@ class MllpSink(Sink):
         keep, skipped = [], []
         for routed, original, replay in entries:
             state = states.get(routed.event_id)
-            if routed.event_id in self._inflight or (
-                    state is not None and state.status in FINAL and not (replay and state.status == DLQ)):
-                skipped.append(Outcome(routed.event_id, self.name, DUPLICATE,
-                                       detail=f"already {state.status if state else 'in flight'}"))
+            duplicate = self._duplicate_outcome(routed.event_id, state, replay)
+            if duplicate is not None:
+                skipped.append(duplicate)
                 continue
             previous = state.control_id if state is not None and state.status == SENT else None
             keep.append((routed, original, replay, previous))
