@@ -44,6 +44,20 @@ def nn_intervals(beats: np.ndarray, fs: float, good: np.ndarray, s: HolterSettin
     return t0[idx] + rr[idx], rr[idx], successive
 
 
+PNN50_THRESHOLD_MS = 50.0
+# Successive differences are differences of whole-sample intervals: at 360 Hz a difference of 18
+# samples is exactly 50 ms, but (a/fs - b/fs) * 1000 lands on either side of 50.0 in binary
+# floating point. Rounding to a nanosecond first keeps "more than 50 ms" exact.
+_DIFF_DECIMALS_MS = 6
+
+
+def pnn50_percent(diffs_ms: np.ndarray) -> float | None:
+    """Share of successive NN differences strictly greater than 50 ms, in percent."""
+    if not len(diffs_ms):
+        return None
+    return float(100.0 * np.mean(np.round(np.abs(diffs_ms), _DIFF_DECIMALS_MS) > PNN50_THRESHOLD_MS))
+
+
 def hrv_time_domain(t: np.ndarray, nn: np.ndarray, successive: np.ndarray, s: HolterSettings) -> dict:
     if len(nn) < 3:
         return {"sdnn_ms": None, "sdann_ms": None, "sdnn_index_ms": None, "rmssd_ms": None, "pnn50_percent": None, "nn_count": len(nn)}
@@ -61,7 +75,7 @@ def hrv_time_domain(t: np.ndarray, nn: np.ndarray, successive: np.ndarray, s: Ho
         "sdann_ms": float(np.std(means, ddof=1)) if len(means) > 1 else None,
         "sdnn_index_ms": float(np.mean(sds)) if sds else None,
         "rmssd_ms": float(np.sqrt(np.mean(diffs**2))) if len(diffs) else None,
-        "pnn50_percent": float(100.0 * np.mean(np.abs(diffs) > 50.0)) if len(diffs) else None,
+        "pnn50_percent": pnn50_percent(diffs),
         "nn_count": len(nn),
         "segments": len(means),
     }

@@ -80,3 +80,16 @@ def test_benchmark_scores_every_annotated_record_in_its_folder(data_dir, tmp_pat
     assert figures["qrs_reference_beats"].value == len(reference_beats(two_minutes))
     assert figures["qrs_sensitivity"].value >= SE_FLOOR and figures["qrs_ppv_m100"].value >= PPV_FLOOR
     assert figures["qrs_sensitivity"].unit == "ratio"
+
+
+def test_fiducials_move_to_the_peak_of_the_qrs_band():
+    from hub.ecg.analysis import refine_fiducials
+
+    fs = 360.0
+    t = np.arange(int(10 * fs)) / fs
+    centres = np.arange(1.0, 9.5, 0.8)
+    sig = sum(np.exp(-((t - c) / 0.012) ** 2) for c in centres)
+    truth = np.rint(centres * fs).astype(np.int64)
+    off_by_a_few = truth + np.tile([-4, 3, 0, 5, -2], len(truth))[: len(truth)]
+    assert np.abs(refine_fiducials(sig, off_by_a_few, fs) - truth).max() <= 1
+    assert refine_fiducials(sig, np.array([], dtype=np.int64), fs).size == 0

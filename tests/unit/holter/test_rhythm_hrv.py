@@ -79,3 +79,16 @@ def test_sdann_and_sdnn_index_on_segments():
 def test_window_flags():
     sig = np.concatenate([np.sin(np.arange(2500) / 10.0), np.zeros(2500), np.full(2500, 50.0) * np.sin(np.arange(2500))])
     assert list(rhythm.window_flags(sig, FS, 10.0, S.flat_ptp_mv, S.max_ptp_mv)) == [True, False, False]
+
+
+def test_pnn50_does_not_count_a_difference_of_exactly_50_ms():
+    """At 360 Hz an 18-sample difference is exactly 50 ms; in floating point (a/fs - b/fs) * 1000
+    lands above 50.0 for some pairs (9 of 33 such pairs in MIT-BIH record 100 did)."""
+    fs = 360.0
+    rr_samples = np.array([288, 306, 288, 306, 307, 288] * 20)
+    nn_ms = rr_samples / fs * 1000.0
+    assert np.any(np.abs(np.diff(nn_ms)) > 50.0)  # the naive comparison miscounts
+    diffs = np.diff(nn_ms)
+    expected = 100.0 * np.mean(np.abs(np.diff(rr_samples)) > 18)
+    assert hrv.pnn50_percent(diffs) == pytest.approx(expected)
+    assert hrv.pnn50_percent(np.array([])) is None
