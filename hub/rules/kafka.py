@@ -30,6 +30,9 @@ class KafkaRules(RuleModel):
     batch_max_events: int = Field(2000, ge=1, description="Events a worker takes per batch (faust stream.take).")
     batch_within_s: float = Field(0.01, gt=0, le=10,
                                   description="Longest a worker waits to fill a batch before processing it (s).")
+    fetch_max_wait_s: float = Field(0.02, gt=0, le=10,
+                                    description="Longest the broker may hold a worker's fetch when no record is waiting "
+                                                "(s); faust's own 1.5 s adds up to that to every stage.")
     tick_interval_s: float = Field(0.1, gt=0, le=60,
                                    description="How often reorder windows, resolution buckets and parking expire (s).")
     stage2_dedupe_events: int = Field(2048, ge=1,

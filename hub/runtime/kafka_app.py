@@ -42,6 +42,7 @@ from hub.errors import SinkError
 from hub.logs import get_logger
 from hub.rules.models import RuleSet
 from hub.runtime.kafka_bindings import BindingReader
+from hub.runtime.kafka_fetch import use_fetch_max_wait
 from hub.runtime.kafka_gaps import OffsetGuard
 from hub.runtime.kafka_metrics import BATCH_SECONDS, CACHED_KEYS, CHECKPOINT_SECONDS, PARKED
 from hub.runtime.kafka_producer import RecordSender, producer_config
@@ -62,6 +63,7 @@ class KafkaWorker:
         self.clock = clock
         self.names = TopicNames.from_rules(k)
         self.client_config = confluent_config(settings, k)
+        use_fetch_max_wait(k.fetch_max_wait_s)
         self.app = faust.App(k.app_id, autodiscover=False, **faust_settings(settings, k))
         self.raw_topic = self.stream_topic(self.names.raw)
         self.normalized_topic = self.stream_topic(self.names.normalized)

@@ -15,6 +15,12 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from hub.rules.kafka import KafkaRules
+
+# librdkafka's default fetch.wait.max.ms (500) adds up to half a second to every record read
+# from a quiet topic; readers follow live topics (sinks, alarm latency), so they wait less.
+READER_FETCH_WAIT_S = KafkaRules.model_fields["fetch_max_wait_s"].default
+
 
 @dataclass(frozen=True)
 class ReadRecord:
@@ -28,7 +34,8 @@ class ReadRecord:
 
 
 def reader_config(base: dict) -> dict:
-    return {**base, "group.id": f"devsync-reader-{uuid.uuid4().hex[:12]}", "enable.auto.commit": False,
+    return {"fetch.wait.max.ms": int(READER_FETCH_WAIT_S * 1000), **base,
+            "group.id": f"devsync-reader-{uuid.uuid4().hex[:12]}", "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "isolation.level": "read_committed", "enable.partition.eof": False}
 
 

@@ -76,7 +76,8 @@ def confluent_config(settings: KafkaSettings, rules: KafkaRules) -> dict:
 def consumer_config(settings: KafkaSettings, rules: KafkaRules, group_id: str | None) -> dict:
     conf = {**confluent_config(settings, rules), "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "isolation.level": "read_committed", "session.timeout.ms": int(rules.session_timeout_s * 1000),
-            "heartbeat.interval.ms": int(rules.heartbeat_interval_s * 1000)}
+            "heartbeat.interval.ms": int(rules.heartbeat_interval_s * 1000),
+            "fetch.wait.max.ms": int(rules.fetch_max_wait_s * 1000)}
     conf["group.id"] = group_id or f"{rules.app_id}-reader"
     return conf
 
