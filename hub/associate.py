@@ -106,18 +106,27 @@ def associate_event(state: AssociationState, event: Event) -> tuple[Event | None
     """Bind the event to a patient. Returns (bound event, None) or (None, reason to park)."""
     if event.patient is not None:
         return event, None
+    binding, location, reason = find_binding(state, event)
+    if binding is None:
+        return None, reason
+    return event.with_changes(patient=binding, location=location), None
+
+
+def find_binding(state: AssociationState, event: Event) -> tuple[PatientBinding | None, str | None, str | None]:
+    """(binding, location, None) for the patient the event's device served at the reading's time,
+    or (None, None, reason to park). Looks at the device and its time only."""
     when = event.effective_time
     direct = state.device_patient.get(event.device.id)
     binding = direct.at(when) if direct else None
     location = locate_device(state, event.device.id, when)
     if binding is None:
         if location is None:
-            return None, f"device {event.device.id} has no location (not in the inventory and not bound by ADT)"
+            return None, None, f"device {event.device.id} has no location (not in the inventory and not bound by ADT)"
         timeline = state.location_patient.get(location)
         binding = timeline.at(when) if timeline else None
         if binding is None:
-            return None, f"no patient bound to location {location} at the reading's time"
-    return event.with_changes(patient=binding, location=location or binding.location), None
+            return None, None, f"no patient bound to location {location} at the reading's time"
+    return binding, location or binding.location, None
 
 
 @dataclass

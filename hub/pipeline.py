@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hub.associate import AssociationState, ParkingLot, apply_association, associate_event
+from hub.associate import AssociationState, ParkingLot, apply_association, find_binding
 from hub.errors import DecodeError
 from hub.events import Event, EventKind
-from hub.normalise.clocks import ClockEstimator, correct_clock
-from hub.normalise.codes import Normaliser, normalise_event
-from hub.ordering.dedupe import DedupeWindow, dedupe_event
-from hub.ordering.reorder import Released, ReorderBuffer, reorder_drain, reorder_flush, reorder_push
+from hub.normalise.clocks import ClockEstimator, ClockVerdict, observe_clock, with_offset
+from hub.normalise.codes import Normaliser, normalised_fields
+from hub.ordering.dedupe import DedupeWindow, dedupe_reading, is_resend
+from hub.ordering.reorder import Released, ReorderBuffer, reorder_drain, reorder_flush, reorder_push, reorder_restart
 from hub.resolve.resolver import PatientResolver, Resolution, ResolveContext, close_all, is_fast_path, resolve_due, resolve_event
 from hub.rules.models import RuleSet
 
@@ -28,14 +28,21 @@ class StreamState:
     dedupe: DedupeWindow
     reorder: ReorderBuffer
     clock: ClockEstimator
+    clock_held: list[tuple[float, Event]] = field(default_factory=list)  # (arrival, reading) of a suspected jump
 
     def to_dict(self) -> dict:
-        return {"dedupe": self.dedupe.to_dict(), "reorder": self.reorder.to_dict(), "clock": self.clock.to_dict()}
+        return {"dedupe": self.dedupe.to_dict(), "reorder": self.reorder.to_dict(), "clock": self.clock.to_dict(),
+                "clock_held": [[arrival, e.to_json().decode()] for arrival, e in self.clock_held]}
 
     @classmethod
     def from_dict(cls, data: dict) -> StreamState:
         return cls(DedupeWindow.from_dict(data["dedupe"]), ReorderBuffer.from_dict(data["reorder"]),
-                   ClockEstimator.from_dict(data["clock"]))
+                   ClockEstimator.from_dict(data["clock"]),
+                   [(arrival, Event.from_json(raw)) for arrival, raw in data.get("clock_held", [])])
+
+    @property
+    def holding(self) -> bool:
+        return bool(self.reorder.held or self.clock_held)
 
 
 @dataclass
@@ -86,32 +93,71 @@ class Stage1:
         """Process one event; results are appended to `out` (a batch's output) or a new one."""
         if out is None:
             out = Stage1Output()
-        if not dedupe_event(state.dedupe, event.event_id):
-            out.duplicates += 1
+        clocks = self.rules.clocks
+        if is_resend(state.dedupe, event.event_id, event.received_time - event.device_time, clocks.jump_threshold_s):
+            out.duplicates += 1  # before the clock sees it: a resend says nothing new about the clock
             return out
         if event.kind is EventKind.ASSOCIATION:
+            state.dedupe.remember(event.event_id, event.received_time - event.device_time)
             self.apply_binding(event, out)
             return out
-        event = correct_clock(state.clock, event, self.rules.clocks)
-        if is_fast_path(event):
-            self.finish([event], out, now)
+        verdict = ClockVerdict.STEADY if event.provenance.replayed else observe_clock(state.clock, event, clocks)
+        fast = is_fast_path(event)
+        if verdict is ClockVerdict.SUSPECT and not fast:
+            state.clock_held.append((now, event))  # decided by the next readings: jump confirmed or not
             return out
-        released = reorder_push(state.reorder, event, now)
-        self.take(released, out, now)
+        jumped = verdict is ClockVerdict.JUMPED
+        if state.clock_held and verdict is not ClockVerdict.SUSPECT:
+            self.release_clock_held(state, out, now, jumped=jumped)
+        self.admit(state, event, now, out, jumped=jumped, fast=fast)
         return out
 
+    def admit(self, state: StreamState, event: Event, now: float, out: Stage1Output, *, jumped: bool,
+              fast: bool = False) -> None:
+        """Dedupe against the clock as it now reads, correct the time, then reorder (alarms skip it)."""
+        clocks = self.rules.clocks
+        key = dedupe_reading(state.dedupe, event.event_id, event.received_time - event.device_time,
+                             clocks.jump_threshold_s, state.clock.offset())
+        if key is None:
+            out.duplicates += 1
+            return
+        if key != event.event_id:  # a new reading under a time its device had used before its clock went back
+            event = event.with_changes(event_id=key)
+        event = with_offset(state.clock, event, clocks, jumped=jumped)
+        if fast:
+            self.finish([event], out, now)
+            return
+        last = state.reorder.last_released
+        if jumped and last is not None and event.seq <= last:
+            # the clock went back and the sequence with it (a device numbering by its clock, as PCD-01
+            # connectors do): the numbering starts over; what was held goes first, nothing is "late"
+            self.take(Released(reorder_restart(state.reorder)), out, now)
+        self.take(reorder_push(state.reorder, event, now), out, now)
+
     def tick(self, state: StreamState, now: float) -> Stage1Output:
-        """Release events whose reorder window has passed."""
+        """Release events whose reorder window has passed, and readings held for a suspected clock
+        jump that no later reading decided within clocks.suspect_hold_s (corrected with the offset
+        before the suspicion: the device went quiet, nothing confirms the jump)."""
         out = Stage1Output()
+        if state.clock_held and now - state.clock_held[0][0] >= self.rules.clocks.suspect_hold_s:
+            self.release_clock_held(state, out, now)
         if state.reorder.held:
             self.take(reorder_flush(state.reorder, now), out, now)
         return out
+
+    def release_clock_held(self, state: StreamState, out: Stage1Output, now: float, *, jumped: bool = False) -> None:
+        """Correct the held readings with the current offset (flagged clock-jump when it is a new one)."""
+        held, state.clock_held = state.clock_held, []
+        for _, event in held:
+            self.admit(state, event, now, out, jumped=jumped)
 
     def expire_parked(self, now: float) -> Stage1Output:
         return Stage1Output(expired=[(e, f"parked too long: {r}") for e, r in self.parking.expire(now)])
 
     def drain(self, state: StreamState, now: float) -> Stage1Output:
         out = Stage1Output()
+        if state.clock_held:
+            self.release_clock_held(state, out, now)
         self.finish(reorder_drain(state.reorder), out, now)
         return out
 
@@ -121,21 +167,26 @@ class Stage1:
         self.finish(released.events, out, now)
 
     def finish(self, events: list[Event], out: Stage1Output, now: float) -> None:
+        """Normalise and associate each event, applying both in one copy of it."""
         for event in events:
             source = event.source or self.source_by_type.get(event.device.type)
             try:
-                event = normalise_event(self.normaliser, event, source=source)
+                changes = normalised_fields(self.normaliser, event, source=source)
             except DecodeError as exc:
                 out.dlq.append((event, f"normalise: {exc}"))
                 continue
-            bound, reason = associate_event(self.associations, event)
-            if bound is None:
-                evicted = self.parking.park(event, reason, now)
-                out.parked.append((event, reason))
+            if event.patient is not None:
+                out.ready.append(event.with_changes(**changes) if changes else event)
+                continue
+            binding, location, reason = find_binding(self.associations, event)  # device and time: unchanged above
+            if binding is None:
+                parked = event.with_changes(**changes) if changes else event
+                evicted = self.parking.park(parked, reason, now)
+                out.parked.append((parked, reason))
                 if evicted is not None:
                     out.expired.append((evicted, "parking lot full (association.park_max_events): oldest evicted"))
             else:
-                out.ready.append(bound)
+                out.ready.append(event.with_changes(**changes, patient=binding, location=location))
 
     def apply_binding(self, event: Event, out: Stage1Output) -> None:
         if event.association is None:

@@ -7,12 +7,19 @@ taken at once; a rise beyond `jump_threshold_s` (clock jumped back) must persist
 `jump_confirm_samples` readings before it is believed. Both are flagged `clock-jump`.
 Replayed events (edge backlog) do not update the estimate: their received_time is the
 gateway's, and they use the current offset.
+
+`observe_clock` says which of three things a reading showed: a steady clock, a (confirmed)
+jump, or a suspected backward jump awaiting confirmation. Stage 1 holds the suspected readings
+(a resend delayed past the threshold looks the same at first) and corrects them once the next
+readings decide: with the new offset after a confirmed jump, with the old one otherwise. Until
+then no offset is right for them: the old one would put them an hour in the past.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from hub.events import Event, Quality
 from hub.rules.clocks import ClockRules
@@ -48,28 +55,33 @@ class ClockEstimator:
         return cls(data["window"], samples, data.get("pending_jump", 0), min(samples) if samples else None)
 
 
-def observe_clock(est: ClockEstimator, event: Event, rules: ClockRules) -> bool:
-    """Feed one reading; return True when it revealed a clock jump."""
+class ClockVerdict(StrEnum):
+    STEADY = "steady"
+    JUMPED = "jumped"  # the offset changed by more than the threshold (believed)
+    SUSPECT = "suspect"  # looks like a backward jump, not confirmed yet
+
+
+def observe_clock(est: ClockEstimator, event: Event, rules: ClockRules) -> ClockVerdict:
+    """Feed one reading; say what it showed about the device's clock."""
     d = event.received_time - event.device_time
     current = est.offset()
-    jumped = False
+    verdict = ClockVerdict.STEADY
     if current is not None and current - d > rules.jump_threshold_s:
         est.clear()  # device clock jumped forward: new readings are believed at once
-        jumped = True
+        verdict = ClockVerdict.JUMPED
     elif current is not None and d - current > rules.jump_threshold_s:
         est.pending_jump += 1
         if est.pending_jump < rules.jump_confirm_samples:
-            return False  # not (yet) believed; do not pollute the window
+            return ClockVerdict.SUSPECT  # not (yet) believed; do not pollute the window
         est.clear()  # device clock jumped back, confirmed
-        jumped = True
+        verdict = ClockVerdict.JUMPED
     est.pending_jump = 0
     est.add(d)
-    return jumped
+    return verdict
 
 
-def correct_clock(est: ClockEstimator, event: Event, rules: ClockRules) -> Event:
-    """Observe the reading (unless replayed) and set clock_offset and corrected_time."""
-    jumped = False if event.provenance.replayed else observe_clock(est, event, rules)
+def with_offset(est: ClockEstimator, event: Event, rules: ClockRules, *, jumped: bool = False) -> Event:
+    """Set clock_offset and corrected_time from the current estimate (flagged clock-jump if `jumped`)."""
     offset = est.offset() or 0.0
     if not rules.apply_correction or abs(offset) < rules.min_correction_s:
         offset = 0.0
@@ -77,3 +89,12 @@ def correct_clock(est: ClockEstimator, event: Event, rules: ClockRules) -> Event
     if jumped:
         changes["quality"] = event.quality | {Quality.CLOCK_JUMP}
     return event.with_changes(**changes)
+
+
+def correct_clock(est: ClockEstimator, event: Event, rules: ClockRules) -> Event:
+    """Observe the reading (unless replayed) and correct it with the estimate that follows.
+
+    A suspected backward jump is corrected with the offset before it (what stage 1 avoids by
+    holding such readings until the jump is confirmed or not)."""
+    verdict = ClockVerdict.STEADY if event.provenance.replayed else observe_clock(est, event, rules)
+    return with_offset(est, event, rules, jumped=verdict is ClockVerdict.JUMPED)

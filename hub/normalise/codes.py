@@ -52,9 +52,16 @@ def normalise_event(norm: Normaliser, event: Event, *, source: str | None = None
     Raises DecodeError naming the code or unit when the rules cannot map it; the runtime
     sends that event to the DLQ with the reason and carries on.
     """
+    changes = normalised_fields(norm, event, source=source)
+    return event.with_changes(**changes) if changes else event
+
+
+def normalised_fields(norm: Normaliser, event: Event, *, source: str | None = None) -> dict:
+    """The fields normalise_event changes (empty when nothing changes), so a stage can apply them
+    together with its own changes in one copy of the event."""
     already_normalised = event.metric is not None and event.unit is not None
     if event.kind not in (EventKind.NUMERIC, EventKind.TEXT) or already_normalised:
-        return event if source is None or event.source == source else event.with_changes(source=source)
+        return {} if source is None or event.source == source else {"source": source}
     metric = norm.codes.lookup(event.code_system_sent, event.code_sent)
     if metric is None:
         raise DecodeError(
@@ -73,7 +80,7 @@ def normalise_event(norm: Normaliser, event: Event, *, source: str | None = None
     if event.kind is EventKind.TEXT:
         changes["text"] = event.text if event.text is not None else str(event.value_sent)
         changes["unit"] = metric.unit
-        return event.with_changes(**changes)
+        return changes
     try:
         sent_value = float(event.value_sent) if event.value_sent is not None else event.value
     except (TypeError, ValueError):
@@ -88,7 +95,7 @@ def normalise_event(norm: Normaliser, event: Event, *, source: str | None = None
     changes["unit"] = metric.unit
     if metric.valid_range and not (metric.valid_range[0] <= value <= metric.valid_range[1]):
         changes["quality"] = event.quality | {Quality.QUESTIONABLE}
-    return event.with_changes(**changes)
+    return changes
 
 
 def sent_decimals(value_sent: float | str | None) -> int:

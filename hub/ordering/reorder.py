@@ -92,3 +92,12 @@ def reorder_drain(buf: ReorderBuffer) -> list[Event]:
     if out:
         buf.last_released = out[-1].seq
     return out
+
+
+def reorder_restart(buf: ReorderBuffer) -> list[Event]:
+    """The stream's sequence numbering starts over (a device whose sequence is its clock, after a
+    clock jump): release what is held, in order, and forget the last released number, so the new
+    numbers are neither flagged late (clock went back) nor waited for (clock went forward)."""
+    out = reorder_drain(buf)
+    buf.last_released = None
+    return out

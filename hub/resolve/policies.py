@@ -90,9 +90,12 @@ POLICIES: dict[Policy, PolicyFn] = {
 }
 
 
-def resolve_conflict(candidates: Sequence[Event], rule: PrecedenceRule | None, fidelity) -> Choice:
-    """Apply the metric's policy (most-recent-valid when the rules name none)."""
-    ordered = sorted(candidates, key=by_time)
+def resolve_conflict(candidates: Sequence[Event], rule: PrecedenceRule | None, fidelity, *,
+                     presorted: bool = False) -> Choice:
+    """Apply the metric's policy (most-recent-valid when the rules name none).
+
+    `presorted=True`: the caller already sorted the candidates by (time, event id)."""
+    ordered = candidates if presorted else sorted(candidates, key=by_time)
     policy = rule.policy if rule else Policy.MOST_RECENT_VALID
     choice = POLICIES[policy](ordered, rule, fidelity)
     if rule and rule.disagreement_threshold is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from hub.events import ALARM_SEVERITY, AlarmState, DataClass, Event, EventKind, Quality, make_event_id, trusted
 from hub.resolve.audit import AuditRecord, Candidate
-from hub.resolve.policies import Choice, resolve_conflict
+from hub.resolve.policies import Choice, by_time, resolve_conflict
 from hub.rules.models import RuleSet
 from hub.rules.precedence import Policy, PrecedenceRule
 
@@ -139,12 +139,12 @@ def close_all(state: PatientResolver, ctx: ResolveContext) -> list[Resolution]:
 
 
 def close_bucket(state: PatientResolver, key: tuple[str, float], ctx: ResolveContext) -> Resolution:
-    candidates = state.buckets.pop(key)
+    candidates = sorted(state.buckets.pop(key), key=by_time)  # the order policies and the audit list use
     state.bucket_close.pop(key)
     metric, start = key
     rule = ctx.precedence.get(metric)
     window, _ = ctx.window(candidates[0])
-    choice = resolve_conflict(candidates, rule, ctx.fidelity)
+    choice = resolve_conflict(candidates, rule, ctx.fidelity, presorted=True)
     observation = winning_observation(choice, candidates, metric, start)
     remember_closed(state, key, observation.event_id if observation else None)
     audit = trusted(
@@ -152,7 +152,7 @@ def close_bucket(state: PatientResolver, key: tuple[str, float], ctx: ResolveCon
         decision_id=make_event_id("decision", state.patient_id, metric, start),
         patient_id=state.patient_id, metric=metric, window_start=start, window_end=start + window,
         policy=str(rule.policy if rule else Policy.MOST_RECENT_VALID),
-        candidates=tuple(candidate_of(c) for c in sorted(candidates, key=lambda e: (e.effective_time, e.event_id))),
+        candidates=tuple(map(candidate_of, candidates)),
         winner_event_id=observation.event_id if observation else None,
         winner_value=observation.value if observation else None, reason=choice.reason, review=choice.review,
     )

@@ -146,7 +146,7 @@ class StageOneRunner:
         outs: list[OutRecord] = []
         self.apply_bindings(outs, now)
         for key, (state, _) in self.streams.items():
-            if state.reorder.held:
+            if state.holding:
                 self.dirty.add(key)
                 self.collect(self.stage.tick(state, now), outs)
         self.collect(self.stage.expire_parked(now), outs)

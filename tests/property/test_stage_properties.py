@@ -16,7 +16,10 @@ T0 = 1_700_000_000.0
 
 @st.composite
 def deliveries(draw):
-    """Unique readings on one stream, each delivered 1-3 times with a delay below the reorder window."""
+    """Unique readings on one stream, each delivered 1-3 times with a delay below the reorder window.
+
+    Arrivals are (arrival, seq, sent): the device stamps each reading with the time it sent it (a
+    device clock that runs with the hub's; clock jumps are tests/unit/stages/test_clock_epochs.py's)."""
     n = draw(st.integers(1, 40))
     gaps = draw(st.lists(st.integers(1, 3), min_size=n, max_size=n))
     seqs = [sum(gaps[: i + 1]) for i in range(n)]
@@ -26,7 +29,7 @@ def deliveries(draw):
     for seq, sent in zip(seqs, sends, strict=True):
         copies = draw(st.integers(1, 3))
         for _ in range(copies):
-            arrivals.append((sent + draw(st.floats(0, WINDOW * 0.99)), seq))
+            arrivals.append((sent + draw(st.floats(0, WINDOW * 0.99)), seq, sent))
     ticks = draw(st.lists(st.floats(0, max(sends) + WINDOW), max_size=10))
     return seqs, sorted(arrivals), ticks
 
@@ -40,16 +43,17 @@ def test_dedupe_and_reorder_output_is_sorted_unique_input(case):
     stage.process(stage.new_stream_state(admit), admit, now=T0)
     state = None
     out = []
-    timeline = sorted([(t, "arrive", s) for t, s in arrivals] + [(t, "tick", None) for t in ticks],
+    timeline = sorted([(t, "arrive", (s, sent)) for t, s, sent in arrivals] + [(t, "tick", None) for t in ticks],
                       key=lambda x: (x[0], x[1]))
-    for t, what, seq in timeline:
+    for t, what, reading in timeline:
         now = T0 + t
         if what == "tick":
             if state is not None:
                 out += stage.tick(state, now).ready
             continue
-        event = numeric_event("MON-01", "147842", 60 + seq % 50, "/min", seq=seq, t=T0 + seq, received=now,
-                              stream="MON-01/hr")
+        seq, sent = reading
+        event = numeric_event("MON-01", "147842", 60 + seq % 50, "/min", seq=seq, t=T0 + sent, received=now,
+                              stream="MON-01/hr", event_id=f"reading-{seq}")
         state = state or stage.new_stream_state(event)
         result = stage.process(state, event, now)
         assert result.late == 0
