@@ -13,6 +13,7 @@ stalls the event loop.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +77,7 @@ class Gateway:
         self._tasks: list[asyncio.Task] = []
         self._running = False
         self._refusing = False
+        self._append_failing = False  # the last commit failed (disk full, I/O error): refusing until one succeeds
         self._crashed: str | None = None  # a gateway task died: /healthz is down, the orchestrator restarts us
 
     # ---------- store thread ----------
@@ -166,10 +168,13 @@ class Gateway:
                 result = await self.store(self.queue.append_encoded, [row for row, _ in batch])
             except Exception as exc:  # noqa: BLE001 - disk full, I/O error: nobody is acknowledged
                 log.error("buffer append failed", error=repr(exc), events=len(batch))
+                self._append_failing = True
+                self.metrics.refused.labels(append_failure_reason(exc)).inc(len(batch))
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(QueueFullError(f"{self.buffer_path}: append failed ({exc})"))
                 continue
+            self._append_failing = False
             self._refusing = result.refused > 0
             for i, (_, future) in enumerate(batch):
                 if future.done():
@@ -188,10 +193,13 @@ class Gateway:
         last_compact = time.monotonic()
         while self._running:
             await asyncio.sleep(1.0)
-            await self.store(self.queue.stats, self.clock())
-            if time.monotonic() - last_compact >= self.settings.compact_interval_s:
-                await self.store(self.queue.compact)
-                last_compact = time.monotonic()
+            try:
+                await self.store(self.queue.stats, self.clock())
+                if time.monotonic() - last_compact >= self.settings.compact_interval_s:
+                    last_compact = time.monotonic()
+                    await self.store(self.queue.compact)
+            except sqlite3.Error as exc:  # disk full / I/O error: the buffer is still usable, try again later
+                log.error("buffer housekeeping failed; retrying at the next interval", error=repr(exc))
 
     # ---------- health ----------
     def health(self) -> dict:
@@ -199,7 +207,8 @@ class Gateway:
         depth = q.rows if q else 0
         # refusing until the fill drops below the first warning level (that clears the shedding alert)
         self._refusing = self._refusing and self.metrics.value("devsync_edge_shedding_alert") == 1
-        if q is None or not self._running or self._refusing or self._crashed:
+        refusing = self._refusing or self._append_failing
+        if q is None or not self._running or refusing or self._crashed:
             status = "down"  # cannot take new events, or cannot forward them any more
         elif f is None or not f.connected:
             status = "degraded"  # buffering, upstream unreachable
@@ -213,9 +222,14 @@ class Gateway:
                          "last_error": f.last_error if f else None},
             "buffer": {"depth": depth, "bytes": q.bytes if q else 0, "fill_ratio": round(q.fill_ratio(), 6) if q else 0,
                        "oldest_age_s": self.metrics.value("devsync_edge_queue_oldest_age_seconds"),
-                       "refusing": self._refusing},
+                       "refusing": refusing},
             "connectors": [_connector_health(c) for c in self.connectors],
         }
+
+
+def append_failure_reason(exc: Exception) -> str:
+    """Label of devsync_edge_refused_total for a failed commit: 'disk-full' (SQLITE_FULL) or 'io-error'."""
+    return "disk-full" if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL else "io-error"
 
 
 def _connector_health(connector: Connector) -> dict:

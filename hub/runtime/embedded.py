@@ -9,7 +9,10 @@ demo and laptops). State and audit go to the store (SQLite by default, through S
 One loop takes batches from the input queue, runs stage 1 per stream and stage 2 per
 patient, hands observations to the sinks and decisions to the store, then flushes (the
 checkpoint: sinks first, then the store). A timer tick releases reorder windows, closes
-resolution buckets and expires parked events.
+resolution buckets and expires parked events. When the checkpoint fails because a sink's peer
+(retriable SinkError) or the database (OperationalError) is away, the loop logs the error,
+takes no new input (emit() blocks once the bounded queue is full) and retries the checkpoint
+until it succeeds: the sinks and the store keep everything they were given.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from hub.errors import SinkError
 from hub.events import Event
 from hub.logs import get_logger
 from hub.pipeline import Stage1, Stage1Output, Stage2, StreamState
@@ -26,6 +32,7 @@ from hub.rules.models import RuleSet
 from hub.runtime.summary import Summary
 
 log = get_logger("runtime")
+CHECKPOINT_RETRY_MAX_S = 5.0
 
 
 class EmbeddedRuntime:
@@ -72,7 +79,7 @@ class EmbeddedRuntime:
     def tick(self, now: float) -> None:
         self._last_tick = now
         for state in self.streams.values():
-            if state.reorder.held:
+            if state.holding:
                 self.handle_stage1(self.stage1.tick(state, now), now)
         self.handle_stage1(self.stage1.expire_parked(now), now)
         for state in self.patients.values():
@@ -130,7 +137,26 @@ class EmbeddedRuntime:
         while not (self._stopping.is_set() and self.queue.empty()):
             batch = await self._take_batch()
             self.process_batch(batch, self.clock())
-            await self.checkpoint()
+            await self.checkpoint_until_done()
+
+    async def checkpoint_until_done(self) -> None:
+        """checkpoint(), retried while the failure is temporary (input waits meanwhile)."""
+        failures = 0
+        while True:
+            try:
+                await self.checkpoint()
+            except (SinkError, OperationalError, InterfaceError) as exc:
+                if isinstance(exc, SinkError) and not exc.retriable:
+                    raise
+                failures += 1
+                delay = checkpoint_retry_delay(exc, failures)
+                log.error("checkpoint failed: input paused, retrying", attempt=failures, retry_in_s=round(delay, 3),
+                          error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+                await asyncio.sleep(delay)
+                continue
+            if failures:
+                log.info("checkpoint succeeded again: input resumed", failed_attempts=failures)
+            return
 
     async def _take_batch(self) -> list[Event]:
         batch: list[Event] = []
@@ -154,6 +180,12 @@ class EmbeddedRuntime:
         self.summary.parked_now = len(self.stage1.parking.parked)
 
     async def finish(self) -> None:
-        """Drain held events and checkpoint one last time (after run() returned)."""
+        """Drain held events and checkpoint one last time (after run() returned), retried like run()'s."""
         self.drain(self.clock())
-        await self.checkpoint()
+        await self.checkpoint_until_done()
+
+
+def checkpoint_retry_delay(exc: Exception, failures: int) -> float:
+    """The sink's retry_after when it gives one, else 0.5 s doubling up to CHECKPOINT_RETRY_MAX_S."""
+    retry_after = getattr(exc, "retry_after", None)
+    return min(CHECKPOINT_RETRY_MAX_S, retry_after or 0.5 * 2 ** (failures - 1))

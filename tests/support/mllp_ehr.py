@@ -64,7 +64,8 @@ class MllpEhr:
                 control_id = str(message.segment("MSH")(10))
                 action = (self.script or (lambda cid, n: ("AA",)))(control_id, len(self.received))
                 patient = _patient_id(message)
-                self.received.append(Arrival(control_id, patient, str(message), action[0]))
+                arrival = Arrival(control_id, patient, str(message), action[0])
+                self.received.append(arrival)
                 if action[0] == "drop":
                     writer.close()
                     return
@@ -78,7 +79,7 @@ class MllpEhr:
                 if code != "AA":
                     text += f"\rERR|||207^Application internal error^HL70357|E||||{action[1]}"
                 elif control_id not in self.charted:
-                    self.charted[control_id] = self.received[-1]
+                    self.charted[control_id] = arrival  # not received[-1]: other connections arrive meanwhile
                     self.order.append(control_id)
                 writer.writeblock(text.encode())
                 await writer.drain()

@@ -10,6 +10,7 @@ import pytest
 from hub.errors import RuleError, SinkError
 from hub.sinks.fhir_client import FhirSink
 from hub.store import DELIVERED, DLQ
+from tests.faults.fault_report import FaultCounts, report
 from tests.support.fhir_server import FhirTestServer
 from tests.support.sink_events import T0, rules_with, vital
 from tests.support.tls_certs import make_cert, server_context
@@ -44,8 +45,13 @@ async def flush_until_done(sink: FhirSink, limit_s: float = 120) -> int:
             await asyncio.sleep(min(exc.retry_after or 0.5, 2))
 
 
+def charted_event_ids(server: FhirTestServer) -> list[str]:
+    """The event-id identifier of every Observation the server holds (a duplicate would appear twice)."""
+    return [i["value"] for o in server.observations() for i in o["identifier"] if i["system"] == EVENT_ID]
+
+
 def assert_exactly_once(server: FhirTestServer, store, events):
-    identifiers = [i["value"] for o in server.observations() for i in o["identifier"] if i["system"] == EVENT_ID]
+    identifiers = charted_event_ids(server)
     assert sorted(identifiers) == sorted(e.event_id for e in events)  # every one, none twice
     states = store.delivery_states("fhir", [e.event_id for e in events])
     assert {s.status for s in states.values()} == {DELIVERED} and len(states) == len(events)
@@ -111,6 +117,11 @@ def test_sixty_second_outage_then_recovery_every_observation_exactly_once(store)
         return server, before + during + after, errors, outage
 
     server, events, errors, (start, end) = asyncio.run(scenario())
+    charted = charted_event_ids(server)
+    report(FaultCounts("fhir-outage-60s", sent=len(events), delivered=len(set(charted) & {e.event_id for e in events}),
+                       duplicated=len(charted) - len(set(charted)),
+                       figures={"outage_s": round(end - start, 1), "retriable_flush_errors": errors,
+                                "conditional_create_matches": server.matched}))
     assert errors >= 3  # flush kept saying "retriable" through the outage (flush_timeout_s = 10)
     assert any(r.status == 503 for r in server.requests)
     assert server.matched >= 1  # the lost answer's bundle was resent; conditional create made it a no-op
