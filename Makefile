@@ -6,7 +6,7 @@ DEMO_DURATION ?= 30
 DEMO_OUT ?= demo-out
 TEST_WORKERS ?= 4   # xdist workers: many tests wait on peers/outages, so more than the 2 cores
 
-.PHONY: demo demo-kafka test install install-test bench soak clean rules-check
+.PHONY: demo demo-kafka test install install-test bench soak faults fuzz clean rules-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,16 @@ bench: install-test
 
 soak: install-test
 	bash scripts/soak.sh $(or $(DURATION),300)
+
+faults: install-test   # the fault-injection scenarios alone, with their counts printed
+	bash scripts/ensure-services.sh
+	rm -f $(or $(DEVSYNC_FAULT_REPORT),/tmp/faults-report.jsonl)
+	$(BIN)/python -m pytest -q -m faults -n 2 --dist loadfile; status=$$?; \
+	$(BIN)/python tests/faults/fault_report.py; exit $$status
+
+fuzz: install-test     # nightly-style: 100,000 atheris inputs per target (FUZZ_INPUTS to change)
+	$(BIN)/pip install -q atheris
+	bash scripts/fuzz-nightly.sh $(or $(FUZZ_INPUTS),100000) fuzz-out
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) *.egg-info
