@@ -67,6 +67,12 @@ if len(steady) >= 2:
     print(f"soak: {len(rows)} samples over {rows[-1][0]:.0f} s, demo exit code {code}")
     print(f"soak: RSS {steady[0][1]:.1f} -> {steady[-1][1]:.1f} MB, slope {slope(t, [r[1] for r in steady]):+.2f} MB/hour")
     print(f"soak: open fds {steady[0][2]} -> {steady[-1][2]}, slope {slope(t, [r[2] for r in steady]):+.2f} fds/hour")
+    # bounded structures (dedupe windows, closed-bucket memory, latency samples) fill during the first
+    # minutes; the last third says whether memory keeps growing once they are full
+    tail = steady[len(steady) * 2 // 3:]
+    tt = [r[0] / 3600.0 for r in tail]
+    print(f"soak: last third ({tail[0][0]:.0f}-{tail[-1][0]:.0f} s): RSS {min(r[1] for r in tail):.1f}-"
+          f"{max(r[1] for r in tail):.1f} MB, slope {slope(tt, [r[1] for r in tail]):+.2f} MB/hour")
 else:
     print(f"soak: too few samples ({len(rows)}); demo exit code {code}")
 sys.exit(code)
