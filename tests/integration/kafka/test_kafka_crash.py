@@ -11,8 +11,10 @@ there exactly once and nothing else is, in sequence order per patient, metric an
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from kafka_helpers import (check_delivery, count_unique, expected_observations, observations_in_topic_order,
@@ -23,6 +25,7 @@ from hub.runtime.kafka_producer import KafkaPublisher, producer_config
 from hub.runtime.kafka_topics import TopicNames, ensure_topics, topic_specs
 
 pytestmark = pytest.mark.integration
+FAULTS = Path(__file__).resolve().parents[2] / "faults"  # fault_report: the fault scenarios' counts line
 DURATION_S = 1100.0  # about 52,000 events
 RATE_PER_S = 4000.0
 
@@ -74,6 +77,16 @@ def test_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(kafka_boo
     print(f"\ncrash test: {len(events)} events published, {len(expected)} expected observations, "
           f"killed after {killed_at}; observations topic held {check.records} records, {check.unique} unique, "
           f"{check.duplicates} raw duplicates (at-least-once re-production), {check.late} flagged late")
+    if str(FAULTS) not in sys.path:
+        sys.path.insert(0, str(FAULTS))
+    from fault_report import FaultCounts, report
+
+    # duplicated: observations charted beyond one per expected observation after dedupe by event id
+    report(FaultCounts("kafka-worker-kill-9", sent=len(expected), delivered=len(expected) - len(check.missing),
+                       duplicated=len(check.unexpected),
+                       figures={"events_published": len(events), "killed_after": killed_at,
+                                "observation_records": check.records, "transport_copies": check.duplicates,
+                                "late": check.late}))
     assert not check.missing
     assert not check.unexpected
     assert check.unique == len(expected)
