@@ -36,8 +36,13 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> KafkaSettings:
+    return settings_from_env(args.bootstrap, processing_guarantee=args.processing_guarantee)
+
+
+def settings_from_env(bootstrap: str, **fields) -> KafkaSettings:
+    """Connection settings: `bootstrap` and `fields`, plus TLS/SASL from DEVSYNC_KAFKA_* (never the command line)."""
     env = {f: os.environ[f"DEVSYNC_KAFKA_{f.upper()}"] for f in ENV_FIELDS if os.environ.get(f"DEVSYNC_KAFKA_{f.upper()}")}
-    return KafkaSettings(bootstrap=args.bootstrap, processing_guarantee=args.processing_guarantee, **env)
+    return KafkaSettings(bootstrap=bootstrap, **fields, **env)
 
 
 def load_or_report(path: str) -> RuleSet | None:

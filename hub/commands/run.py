@@ -69,10 +69,18 @@ async def serve(rules, args: argparse.Namespace) -> int:
     health = start_health_server(rules.runtime.metrics_port if args.metrics_port is None else args.metrics_port,
                                  checks, live=[loop_check(loop)], rules=rules, required=False)
     if args.bootstrap:
-        from hub.runtime.kafka_producer import EventPublisher
+        from hub.commands.kafka import settings_from_env
+        from hub.runtime.kafka_producer import KafkaPublisher, producer_config
+        from hub.runtime.kafka_settings import confluent_config
+        from hub.runtime.kafka_topics import TopicNames
 
-        publisher = EventPublisher.from_rules(rules, args.bootstrap)
-        emit, finish = publisher.publish, publisher.close
+        settings = settings_from_env(args.bootstrap)
+        publisher = KafkaPublisher(producer_config(confluent_config(settings, rules.kafka)),
+                                   TopicNames.from_rules(rules.kafka).raw)
+        emit = publisher.publish  # returns once the broker acknowledged (acks=all): then the device is ACKed
+
+        async def finish() -> None:
+            await asyncio.to_thread(publisher.close)
         runtime_task = None
     else:
         from hub.runtime.embedded import EmbeddedRuntime

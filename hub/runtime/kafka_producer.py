@@ -8,6 +8,16 @@ line: it is never dropped silently. A full local queue is back-pressure: publish
 
 Keys: raw events by `event.stream` (per-stream order holds: the idempotent producer keeps
 order per partition even across retries).
+
+A producer can get stuck for good when a broker comes back without its idempotent-producer
+state: librdkafka raises a fatal error from poll() (OUT_OF_ORDER_SEQUENCE_NUMBER), or keeps
+bumping its epoch on UNKNOWN_PRODUCER_ID and never delivers again, or is fenced (PRODUCER_FENCED
+on every record) once the broker hands its producer id out again (all seen with the Tansu test
+broker after a restart). So on a fatal error, or once a record failed with one of `STUCK`
+(including a timeout: message.timeout.ms without an acknowledgement), the publisher fails every
+publish still waiting with a retriable SinkError (the caller re-sends; downstream dedupe by
+event id removes a copy the broker had already taken) and carries on with a new producer (a new
+producer id), instead of leaving publishes waiting or failing forever.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from hub.errors import SinkError
 from hub.events import Event
@@ -25,6 +35,10 @@ from hub.logs import get_logger
 from hub.runtime.kafka_metrics import PUBLISH_FAILURES, PUBLISH_SECONDS, PUBLISHED
 
 log = get_logger("kafka.publish")
+# Delivery errors after which this producer (its producer id and epoch) will not deliver again.
+STUCK = frozenset({KafkaError._MSG_TIMED_OUT, KafkaError.PRODUCER_FENCED, KafkaError._FENCED,
+                   KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                   KafkaError.UNKNOWN_PRODUCER_ID})
 
 
 def producer_config(base: dict, *, linger_ms: int = 5, timeout_s: float = 30.0) -> dict:
@@ -38,7 +52,11 @@ class KafkaPublisher:
 
     def __init__(self, config: dict, topic: str):
         self.topic = topic
-        self._producer = Producer({**config, "error_cb": self._on_error})
+        self._config = {**config, "error_cb": self._on_error}
+        self._producer = Producer(self._config)
+        self._waiting: set[asyncio.Future] = set()  # publishes not yet settled (event loop thread only)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stuck: KafkaError | None = None  # set by a delivery report (poll thread): replace the producer
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll_loop, name="kafka-publish-poll", daemon=True)
         self._thread.start()
@@ -64,15 +82,24 @@ class KafkaPublisher:
         future = loop.create_future()
         started = time.perf_counter()
 
-        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:  # poll thread
+            if err is not None and err.code() in STUCK:
+                self._stuck = err
             loop.call_soon_threadsafe(settle, future, err, topic, started)
 
         while True:
+            producer = self._producer
             try:
-                self._producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
-                return future
+                producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+                break
             except BufferError:  # local queue full: back-pressure until the broker catches up
                 await asyncio.sleep(0.005)
+        self._loop = loop
+        self._waiting.add(future)
+        future.add_done_callback(self._waiting.discard)
+        if producer is not self._producer:  # replaced meanwhile: the old one will never report
+            settle(future, KafkaError(KafkaError._PURGE_QUEUE), topic, started)
+        return future
 
     def flush(self, timeout_s: float = 30.0) -> int:
         return self._producer.flush(timeout_s)
@@ -86,7 +113,30 @@ class KafkaPublisher:
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(0.05)
+            try:
+                self._producer.poll(0.05)
+            except KafkaException as exc:  # fatal: this producer will never deliver again
+                self._replace_producer(exc.args[0])
+            if self._stuck is not None:
+                self._replace_producer(self._stuck)
+
+    def _replace_producer(self, err: KafkaError) -> None:
+        """Poll thread: carry on with a new producer; what waits on the stuck one fails (retriable)."""
+        dead, self._producer = self._producer, Producer(self._config)
+        self._stuck = None
+        log.error("producer replaced after a fatal error or a record it can no longer deliver; unacknowledged "
+                  "publishes fail for a re-send", topic=self.topic, code=err.name(), reason=err.str())
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._fail_waiting, err)
+        try:
+            dead.purge(in_queue=True, in_flight=True)
+        except KafkaException:
+            pass
+
+    def _fail_waiting(self, err: KafkaError) -> None:
+        """Event loop thread: every publish not yet acknowledged fails with a retriable SinkError."""
+        for future in list(self._waiting):
+            settle(future, err, self.topic, 0.0)
 
     def _on_error(self, err: KafkaError) -> None:
         log.warning("producer error", topic=self.topic, code=err.name(), reason=err.str(), fatal=err.fatal())
@@ -148,14 +198,13 @@ class RecordSender:
 
     def __init__(self, config: dict):
         self._publisher = KafkaPublisher(config, topic="(worker outputs)")
-        self._producer = self._publisher._producer
         self._pending: list[tuple[BatchAck, int, float]] = []
 
     async def produce(self, records) -> None:
         if not records:
             return
         ack = BatchAck(asyncio.get_running_loop(), len(records))
-        produce = self._producer.produce
+        produce = self._publisher._producer.produce  # the publisher's current one (it replaces a stuck producer)
         for r in records:
             while True:
                 try:

@@ -93,3 +93,38 @@ def test_run_ingests_over_mllp_and_drains_on_sigterm(tmp_path):
     assert messages, "observations reached the HL7 v2 output"
     assert all("PID|||MRN555^^^^MR" in m for m in messages), "bound to the admitted patient"
     assert any("150017^MDC_PRESS_BLD_ART_SYS" in m for m in messages), "the arterial line won systolic BP"
+
+
+def test_run_with_bootstrap_publishes_what_it_acknowledges_to_the_raw_topic(tmp_path, kafka_bootstrap):
+    """`devsync run --bootstrap`: the MLLP connector's events go to <prefix>.events.raw (keyed by stream),
+    each acknowledged to the device only after the broker acknowledged it; SIGTERM stops cleanly."""
+    from hub.runtime.kafka_read import read_topics
+    from hub.runtime.kafka_topics import TopicNames, ensure_topics, topic_specs
+
+    rules_dir = rules_for_test(tmp_path)
+    (rules_dir / "kafka.yaml").write_text(f"version: 1\nkafka:\n  prefix: runtest{os.getpid()}\n  partitions: 2\n")
+    rules = load_rules(rules_dir)
+    base = {"bootstrap.servers": kafka_bootstrap}
+    ensure_topics(base, topic_specs(rules.kafka))
+    mllp, http = free_port(), free_port()
+    proc = subprocess.Popen(
+        [DEVSYNC, "run", "--rules", str(rules_dir), "--bootstrap", kafka_bootstrap, "--mllp-port", str(mllp),
+         "--http-port", str(http), "--metrics-port", "0", "--log-level", "WARNING"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "DEVSYNC_TEST_TOKEN": "s3cret"}, cwd=tmp_path)
+    try:
+        wait_for_line(proc, "connector(s) up")
+        now = time.time()
+        bed = [e for e in sample_bed(rules, t=now - 5) if e.device.id == "MON-01"]
+        oru = build_oru_r01(bed, RenderContext.from_rules(rules), control_id="RUNKAFKA1", message_time=now)
+        acks = asyncio.run(send(mllp, [oru]))
+        assert all("MSA|AA|" in ack for ack in acks), acks
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    records = read_topics(base, [TopicNames.from_rules(rules.kafka).raw], timeout_s=20)
+    assert len(records) >= len(bed) > 0
+    assert all(r.key.decode().startswith("MON-01/") for r in records)
