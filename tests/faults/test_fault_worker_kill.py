@@ -27,7 +27,7 @@ from fault_report import FaultCounts, report
 from kafka_faults_support import effect_counts
 from kafka_helpers import (
     check_delivery,
-    count_unique,
+    IdFollower,
     expected_observations,
     observations_in_topic_order,
     resolution_off_rules,
@@ -55,10 +55,8 @@ def test_worker_killed_twice_in_a_row_loses_nothing_and_charts_nothing_twice(kaf
     expected = expected_observations(rules, events)
     ensure_topics({"bootstrap.servers": kafka_bootstrap}, topic_specs(rules.kafka))
 
-    seen: set[str] = set()
-    stop = threading.Event()
-    follower = threading.Thread(target=count_unique, args=(kafka_bootstrap, names.observations, stop.is_set, seen))
-    follower.start()
+    follower = IdFollower(kafka_bootstrap, names.observations)
+    seen = follower.seen
     workers = [start_worker(kafka_bootstrap, rules_dir, tmp_path / "worker-1.log")]
     publisher = None
     try:
@@ -85,8 +83,7 @@ def test_worker_killed_twice_in_a_row_loses_nothing_and_charts_nothing_twice(kaf
         wait_until(lambda: len(seen) >= len(expected), 150, "every expected observation after the second restart")
         time.sleep(2.0)  # anything produced twice after the last expected one is counted too
     finally:
-        stop.set()
-        follower.join(30)
+        follower.stop()
         for worker in workers:
             worker.stop()
         if publisher is not None:

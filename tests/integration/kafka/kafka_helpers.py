@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -162,10 +163,21 @@ def observations_in_topic_order(bootstrap: str, rules) -> list[Event]:
     return [Event.from_json(r.value) for r in records]
 
 
-def count_unique(bootstrap: str, topic: str, stop, seen: set[str]) -> None:
-    """Follow a topic and collect event ids into `seen` (for waiting and for crash timing)."""
-    follow_topics({"bootstrap.servers": bootstrap}, [topic], lambda r: seen.add(orjson.loads(r.value)["event_id"]),
-                  stop=stop)
+class IdFollower:
+    """Follows a topic in a thread and collects event ids into `seen` (for waiting and for crash timing)."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=follow_topics,
+            args=({"bootstrap.servers": bootstrap}, [topic], lambda r: self.seen.add(orjson.loads(r.value)["event_id"])),
+            kwargs={"stop": self._stop.is_set})
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
 
 
 def wait_until(predicate, timeout_s: float, what: str, poll_s: float = 0.2) -> None:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kafka_helpers import (check_delivery, count_unique, expected_observations, observations_in_topic_order,
+from kafka_helpers import (check_delivery, IdFollower, expected_observations, observations_in_topic_order,
                            resolution_off_rules, scenario_events, wait_until)
 
 from hub.runtime.kafka_demo import start_worker, wait_ready
@@ -48,10 +48,8 @@ def test_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(kafka_boo
     expected = expected_observations(rules, events)
     ensure_topics({"bootstrap.servers": kafka_bootstrap}, topic_specs(rules.kafka))
 
-    seen: set[str] = set()
-    stop = threading.Event()
-    follower = threading.Thread(target=count_unique, args=(kafka_bootstrap, names.observations, stop.is_set, seen))
-    follower.start()
+    follower = IdFollower(kafka_bootstrap, names.observations)
+    seen = follower.seen
     first = start_worker(kafka_bootstrap, rules_dir, tmp_path / "worker-1.log")
     second = None
     try:
@@ -67,8 +65,7 @@ def test_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(kafka_boo
         wait_until(lambda: len(seen) >= len(expected), 240, "every expected observation after the restart")
         time.sleep(2.0)  # anything produced twice after the last expected one is counted too
     finally:
-        stop.set()
-        follower.join(30)
+        follower.stop()
         for worker in (first, second):
             if worker is not None:
                 worker.stop()

@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from kafka_helpers import (check_delivery, count_unique, expected_observations, observations_in_topic_order,
+from kafka_helpers import (check_delivery, IdFollower, expected_observations, observations_in_topic_order,
                            resolution_off_rules, scenario_events, wait_until)
 from test_kafka_crash import publish_all
 
@@ -35,10 +35,8 @@ def test_worker_leaving_mid_stream_hands_over_without_loss_or_duplicates(kafka_b
     expected = expected_observations(rules, events)
     ensure_topics({"bootstrap.servers": kafka_bootstrap}, topic_specs(rules.kafka))
 
-    seen: set[str] = set()
-    stop = threading.Event()
-    follower = threading.Thread(target=count_unique, args=(kafka_bootstrap, names.observations, stop.is_set, seen))
-    follower.start()
+    follower = IdFollower(kafka_bootstrap, names.observations)
+    seen = follower.seen
     first = start_worker(kafka_bootstrap, rules_dir, tmp_path / "worker-a.log")
     second = None
     try:
@@ -60,8 +58,7 @@ def test_worker_leaving_mid_stream_hands_over_without_loss_or_duplicates(kafka_b
         time.sleep(2.0)
         took_over = assigned_partitions(first.log_text())[-1]
     finally:
-        stop.set()
-        follower.join(30)
+        follower.stop()
         for worker in (first, second):
             if worker is not None:
                 worker.stop()
