@@ -6,9 +6,12 @@ demo and laptops). State and audit go to the store (SQLite by default, through S
     await runtime.emit(event)          # connectors: returns once queued (bounded: back-pressure)
     await runtime.stop()               # drain: every held event gets a fate, sinks flushed
 
-One loop takes batches from the input queue, runs stage 1 per stream and stage 2 per
+One loop takes batches from the input queues, runs stage 1 per stream and stage 2 per
 patient, hands observations to the sinks and decisions to the store, then flushes (the
-checkpoint: sinks first, then the store). A timer tick releases reorder windows, closes
+checkpoint: sinks first, all at once, then the store). Alarms have a lane of their own: emit()
+queues them apart from the other events, and the loop takes waiting alarms as a batch of their
+own before any other event, so an alarm never waits behind a backlog of vitals (a code-blue
+burst), and no sink's flush waits for another sink's ACKs. A timer tick releases reorder windows, closes
 resolution buckets and expires parked events. When the checkpoint fails because a sink's peer
 (retriable SinkError) or the database (OperationalError) is away, the loop logs the error,
 takes no new input (emit() blocks once the bounded queue is full) and retries the checkpoint
@@ -24,7 +27,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from hub.errors import SinkError
-from hub.events import Event
+from hub.events import Event, EventKind
 from hub.logs import get_logger
 from hub.pipeline import Stage1, Stage1Output, Stage2, StreamState
 from hub.resolve.resolver import PatientResolver, Resolution
@@ -52,13 +55,17 @@ class EmbeddedRuntime:
         self.streams: dict[str, StreamState] = {}
         self.patients: dict[str, PatientResolver] = {}
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=rules.runtime.queue_size)
+        self.alarm_queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=rules.runtime.queue_size)
+        self._input = asyncio.Event()  # set when either queue has something
         self.summary = Summary(budgets={dc: p.latency_budget_s for dc, p in rules.sync_profiles.items()})
         self._stopping = asyncio.Event()
         self._last_tick = 0.0
 
     # ---- input ----
     async def emit(self, event: Event) -> None:
-        await self.queue.put(event)
+        """Queue one event (blocks while its lane is full); alarms go to the alarm lane."""
+        await (self.alarm_queue if event.kind is EventKind.ALARM else self.queue).put(event)
+        self._input.set()
 
     # ---- processing (synchronous core, also used directly by benchmarks and tests) ----
     def process_batch(self, events: Sequence[Event], now: float) -> None:
@@ -125,16 +132,21 @@ class EmbeddedRuntime:
                     self.on_observation(res.observation)
 
     async def checkpoint(self) -> None:
-        """Numbered steps (docs/delivery-guarantees.md): 1. flush sinks, 2. flush the store."""
-        for sink in self.sinks:
-            await sink.flush()
+        """Numbered steps (docs/delivery-guarantees.md): 1. flush sinks, 2. flush the store.
+
+        The sinks flush side by side (the alarm manager does not wait for the EHR's ACKs); the
+        first failure is raised once every flush has ended, so no flush is left half-way."""
+        outcomes = await asyncio.gather(*(sink.flush() for sink in self.sinks), return_exceptions=True)
+        failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failure is not None:
+            raise failure
         if self.store is not None:
             self.store.flush()
         self.summary.publish_metrics()
 
     # ---- the loop ----
     async def run(self) -> None:
-        while not (self._stopping.is_set() and self.queue.empty()):
+        while not (self._stopping.is_set() and self.queue.empty() and self.alarm_queue.empty()):
             batch = await self._take_batch()
             self.process_batch(batch, self.clock())
             await self.checkpoint_until_done()
@@ -159,13 +171,17 @@ class EmbeddedRuntime:
             return
 
     async def _take_batch(self) -> list[Event]:
+        """Waiting alarms alone if there are any, else up to batch_size other events; [] after tick_s idle."""
+        if self.queue.empty() and self.alarm_queue.empty():
+            self._input.clear()
+            try:
+                await asyncio.wait_for(self._input.wait(), timeout=self.tick_s)
+            except TimeoutError:
+                return []
+        lane = self.alarm_queue if not self.alarm_queue.empty() else self.queue
         batch: list[Event] = []
-        try:
-            batch.append(await asyncio.wait_for(self.queue.get(), timeout=self.tick_s))
-        except TimeoutError:
-            return batch
-        while len(batch) < self.batch_size and not self.queue.empty():
-            batch.append(self.queue.get_nowait())
+        while len(batch) < self.batch_size and not lane.empty():
+            batch.append(lane.get_nowait())
         return batch
 
     async def stop(self) -> None:
