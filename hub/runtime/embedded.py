@@ -15,16 +15,18 @@ burst), and no sink's flush waits for another sink's ACKs. A timer tick releases
 resolution buckets and expires parked events. When the checkpoint fails because a sink's peer
 (retriable SinkError) or the database (OperationalError) is away, the loop logs the error,
 takes no new input (emit() blocks once the bounded queue is full) and retries the checkpoint
-until it succeeds: the sinks and the store keep everything they were given.
+until it succeeds: the sinks and the store keep everything they were given. Nothing inside a
+batch writes to the database directly: the pipeline's fates (parked, released, dead-lettered)
+wait for the checkpoint, so a database that goes away mid-batch pauses the loop, never ends it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-
-from sqlalchemy.exc import InterfaceError, OperationalError
+from functools import partial
 
 from hub.errors import SinkError
 from hub.events import Event, EventKind
@@ -33,6 +35,7 @@ from hub.pipeline import Stage1, Stage1Output, Stage2, StreamState
 from hub.resolve.resolver import PatientResolver, Resolution
 from hub.rules.models import RuleSet
 from hub.runtime.summary import Summary
+from hub.store import DB_UNAVAILABLE
 
 log = get_logger("runtime")
 CHECKPOINT_RETRY_MAX_S = 5.0
@@ -57,6 +60,7 @@ class EmbeddedRuntime:
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=rules.runtime.queue_size)
         self.alarm_queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=rules.runtime.queue_size)
         self._input = asyncio.Event()  # set when either queue has something
+        self._fates: deque[Callable[[], object]] = deque()  # store writes of parked/released/DLQ, at the checkpoint
         self.summary = Summary(budgets={dc: p.latency_budget_s for dc, p in rules.sync_profiles.items()})
         self._stopping = asyncio.Event()
         self._last_tick = 0.0
@@ -98,14 +102,13 @@ class EmbeddedRuntime:
         self.summary.count_stage1(out)
         store = self.store
         if store is not None:
-            for event, reason in out.parked:
-                store.record_parked(event, reason, now=now)
-            for event_id in out.unparked_ids:
-                store.release_parked(event_id, now=now)
-            for event, reason in out.dlq:
-                store.record_dlq(event, sink="pipeline", step="normalise", reason=reason)
-            for event, reason in out.expired:
-                store.record_dlq(event, sink="pipeline", step="associate", reason=reason)
+            fates = self._fates
+            fates.extend(partial(store.record_parked, event, reason, now=now) for event, reason in out.parked)
+            fates.extend(partial(store.release_parked, event_id, now=now) for event_id in out.unparked_ids)
+            fates.extend(partial(store.record_dlq, event, sink="pipeline", step="normalise", reason=reason)
+                         for event, reason in out.dlq)
+            fates.extend(partial(store.record_dlq, event, sink="pipeline", step="associate", reason=reason)
+                         for event, reason in out.expired)
             for event in out.associations:
                 store.record_event(event, "association", now=now)
         for event, reason in out.dlq + out.expired:
@@ -132,7 +135,8 @@ class EmbeddedRuntime:
                     self.on_observation(res.observation)
 
     async def checkpoint(self) -> None:
-        """Numbered steps (docs/delivery-guarantees.md): 1. flush sinks, 2. flush the store.
+        """Numbered steps (docs/delivery-guarantees.md): 1. flush sinks, 2. write the pipeline's fates
+        (each taken off only once written, so a retry writes none twice) and flush the store.
 
         The sinks flush side by side (the alarm manager does not wait for the EHR's ACKs); the
         first failure is raised once every flush has ended, so no flush is left half-way."""
@@ -140,6 +144,9 @@ class EmbeddedRuntime:
         failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
         if failure is not None:
             raise failure
+        while self._fates:
+            self._fates[0]()
+            self._fates.popleft()
         if self.store is not None:
             self.store.flush()
         self.summary.publish_metrics()
@@ -157,7 +164,7 @@ class EmbeddedRuntime:
         while True:
             try:
                 await self.checkpoint()
-            except (SinkError, OperationalError, InterfaceError) as exc:
+            except (SinkError, *DB_UNAVAILABLE) as exc:
                 if isinstance(exc, SinkError) and not exc.retriable:
                     raise
                 failures += 1

@@ -25,7 +25,7 @@ from hub.sinks.lanes import Lane, backoff_delay, lane_for
 from hub.sinks.metrics import LATE_ACKS, SINK_MESSAGES, SINK_RETRIES, SINK_SEND_SECONDS, count_events, queued
 from hub.sinks.mllp_link import MllpLink
 from hub.sinks.tls import client_ssl_context
-from hub.store import DELIVERED, DUPLICATE, SENT, Outcome, Store
+from hub.store import DB_UNAVAILABLE, DELIVERED, DUPLICATE, SENT, Outcome, Store
 
 RESULT_WRITE_BATCH = 500
 
@@ -94,13 +94,14 @@ class MllpSink(Sink):
         self._inflight: set[str] = set()
         self._results: list[Outcome] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._ledger_away = False
 
     # --- add side ---
     def _accept(self, routed: Event, original: Event, *, replay: str | None = None) -> None:
         self._buffer.append((routed, original, replay))
         queued(self.name).inc()
         if len(self._buffer) >= self.config.batch_size:
-            self._cut()
+            self._cut_or_leave_for_flush()
         else:
             self._arm_timer()
 
@@ -115,7 +116,19 @@ class MllpSink(Sink):
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._cut()
+        self._cut_or_leave_for_flush()
+
+    def _cut_or_leave_for_flush(self) -> None:
+        """Cut now; if the ledger is away, the observations stay buffered and only flush() cuts
+        (and raises) until a cut succeeds again."""
+        if self._ledger_away:
+            return
+        try:
+            self._cut()
+        except DB_UNAVAILABLE as exc:
+            self._ledger_away = True
+            self.log.warning("ledger away: batch left for the checkpoint", buffered=len(self._buffer),
+                             error=type(exc).__name__)
 
     def _cut(self) -> None:
         """Turn buffered observations into messages and queue them on their patients' lanes."""
@@ -211,6 +224,7 @@ class MllpSink(Sink):
             self._timer.cancel()
             self._timer = None
         self._cut()
+        self._ledger_away = False
         drained = await wait_lanes(self.lanes, self.config.flush_timeout_s)
         self._write_results()
         if not drained:

@@ -7,6 +7,9 @@
 
 Audit copies and decisions are buffered (idempotent inserts of deterministic ids) and written
 when `buffer_size` rows wait, `buffer_age_s` passed, before every read, and on flush()/close().
+A write the buffer starts by itself (size or age) that fails because the database is away keeps
+the rows and is logged, not raised: the caller is in the middle of a batch; the next flush() (the
+runtime's checkpoint, which pauses input and retries) raises it.
 Ledger outcomes, parked events and dead letters are written at once: they are already batched
 by the sinks, and a dead letter must never wait in memory.
 """
@@ -18,11 +21,16 @@ import time
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from hub.store import audit, deadletters, ledger
 from hub.store.engine import make_engine
 from hub.store.migrate import upgrade_store
+from hub.logs import get_logger
 from hub.store.records import DeadLetter, DeliveryState, Outcome, SinkCounts, Story
+
+log = get_logger("store")
+DB_UNAVAILABLE = (OperationalError, InterfaceError)  # the database is away or the connection broke: retriable
 
 
 class Store:
@@ -35,6 +43,7 @@ class Store:
         self._candidates: list[dict] = []
         self._copies: list[dict] = []
         self._oldest: float | None = None
+        self._left_for_flush = False  # a write the buffer started failed: only flush() tries again
 
     # --- buffered audit writes ---
     def record_decision(self, record, *, now: float | None = None) -> None:
@@ -55,8 +64,14 @@ class Store:
         if self._oldest is None:
             self._oldest = now
         waiting = len(self._decisions) + len(self._copies)
+        if self._left_for_flush:
+            return
         if waiting >= self.buffer_size or now - self._oldest >= self.buffer_age_s:
-            self.flush()
+            try:
+                self.flush()
+            except DB_UNAVAILABLE as exc:
+                self._left_for_flush = True  # until a flush() succeeds: no write attempt per row meanwhile
+                log.warning("audit write failed, rows kept for the checkpoint", rows=waiting, error=type(exc).__name__)
 
     def flush(self) -> None:
         with self._lock:
@@ -67,6 +82,7 @@ class Store:
                 audit.write_decisions(conn, decisions, candidates)
                 audit.write_copies(conn, copies)
             self._decisions, self._candidates, self._copies, self._oldest = [], [], [], None
+            self._left_for_flush = False
 
     # --- ledger ---
     def record_outcomes(self, outcomes: Sequence[Outcome], *, now: float | None = None) -> None:
