@@ -80,6 +80,7 @@ class MllpConnector:
         self.rejected = 0
         self._emitted = metrics.EVENTS_EMITTED.labels(name)
         self._emit_failures = metrics.EMIT_FAILURES.labels(name)
+        self._answered: dict[tuple[str, str], metrics.Counter] = {}  # (type label, ACK code) -> MLLP_MESSAGES child
 
     @classmethod
     def from_rules(cls, rules: RuleSet, *, devices=None, overrides: dict | None = None, **kwargs) -> MllpConnector:
@@ -226,9 +227,17 @@ class MllpConnector:
             application=self.config.ack_application,
             facility=self.config.ack_facility,
         )
-        metrics.MLLP_MESSAGES.labels(_type_label(header), ack_code).inc()
+        self._count_answer(_type_label(header), ack_code)
         metrics.MLLP_ACK_SECONDS.observe(time.perf_counter() - started)
         return frame_message(ack)
+
+    def _count_answer(self, type_label: str, ack_code: str) -> None:
+        """MLLP_MESSAGES{message_type, ack_code} += 1; the children are looked up once (labels() takes a lock)."""
+        key = (type_label, ack_code)
+        counter = self._answered.get(key)
+        if counter is None:
+            counter = self._answered[key] = metrics.MLLP_MESSAGES.labels(type_label, ack_code)
+        counter.inc()
 
     async def _emit_all(self, events) -> Hl7Error | None:
         emit = self._emit

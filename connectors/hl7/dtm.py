@@ -18,7 +18,7 @@ class DtmError(ValueError):
 
 def parse_offset(text: str) -> int:
     """'+0530' / '-0600' -> minutes east of UTC."""
-    if len(text) != 5 or text[0] not in "+-" or not text[1:].isdigit():
+    if len(text) != 5 or text[0] not in "+-" or not text[1:].isdecimal():
         raise DtmError(f"bad UTC offset '{text}' (expected +HHMM or -HHMM)")
     hours, minutes = int(text[1:3]), int(text[3:5])
     if hours > 14 or minutes > 59:
@@ -41,20 +41,28 @@ def parse_dtm(text: str, default_offset_min: int = 0) -> float:
     if offset is None:
         offset = default_offset_min
     whole, _, fraction = body.partition(".")
-    if not whole.isdigit() or len(whole) not in (4, 6, 8, 10, 12, 14) or (fraction and not fraction.isdigit()):
+    if not whole.isdecimal() or len(whole) not in (4, 6, 8, 10, 12, 14) or (fraction and not fraction.isdecimal()):
         raise DtmError(f"'{text}' is not an HL7 date/time (YYYYMMDDHHMMSS[.SSSS][+/-ZZZZ])")
     if fraction and len(whole) != 14:
         raise DtmError(f"'{text}': fractional seconds need a full YYYYMMDDHHMMSS")
-    year = int(whole[0:4])
-    month = int(whole[4:6] or 1)
-    day = int(whole[6:8] or 1)
-    hour, minute, second = int(whole[8:10] or 0), int(whole[10:12] or 0), int(whole[12:14] or 0)
-    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
+    midnight = day_start(whole[:8])
+    if midnight is None:
         raise DtmError(f"'{text}': no such date")
+    hour, minute, second = int(whole[8:10] or 0), int(whole[10:12] or 0), int(whole[12:14] or 0)
     if hour > 23 or minute > 59 or second > 60:
         raise DtmError(f"'{text}': no such time of day")
-    epoch = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)) - offset * 60
+    epoch = midnight + hour * 3600 + minute * 60 + second - offset * 60
     return epoch + (float("0." + fraction) if fraction else 0.0)
+
+
+@lru_cache(maxsize=4096)
+def day_start(date: str) -> int | None:
+    """'YYYY[MM[DD]]' (digits) -> epoch seconds of that day's 00:00 UTC; None when there is no such date.
+    Cached apart from parse_dtm: every message has new times, but they fall on a few days."""
+    year, month, day = int(date[0:4]), int(date[4:6] or 1), int(date[6:8] or 1)
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
+        return None
+    return calendar.timegm((year, month, day, 0, 0, 0, 0, 0, 0))
 
 
 def dtm_offset(text: str) -> int | None:
@@ -67,7 +75,12 @@ def dtm_offset(text: str) -> int | None:
 
 def format_dtm(epoch: float, offset_min: int = 0) -> str:
     """epoch seconds -> YYYYMMDDHHMMSS+ZZZZ (whole seconds)."""
-    local = time.gmtime(int(epoch) + offset_min * 60)
+    return _format_second(int(epoch), offset_min)
+
+
+@lru_cache(maxsize=64)  # an ACK per message carries the time: the same second many times over
+def _format_second(second: int, offset_min: int) -> str:
+    local = time.gmtime(second + offset_min * 60)
     sign = "+" if offset_min >= 0 else "-"
     hours, minutes = divmod(abs(offset_min), 60)
     return time.strftime("%Y%m%d%H%M%S", local) + f"{sign}{hours:02d}{minutes:02d}"

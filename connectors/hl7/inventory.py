@@ -16,6 +16,8 @@ from hub.rules.models import RuleSet
 
 UNKNOWN_TYPE = "unknown"
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
+_EUI_SEPARATORS = re.compile(r"[\s:\-]")
+_UNSAFE_ID_CHARS = re.compile(r"[^0-9A-Za-z._-]+")
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ def normalise_eui64(text: str | None) -> str | None:
     """'08:00:19:FF-FE3E D02D' -> '080019fffe3ed02d'; None unless 16 hex digits."""
     if not text:
         return None
-    clean = re.sub(r"[\s:\-]", "", text).lower()
+    clean = _EUI_SEPARATORS.sub("", text).lower()
     return clean if _HEX16.match(clean) else None
 
 
@@ -89,7 +91,7 @@ class DeviceDirectory:
     def unknown(self, key: str, *, eui: str | None = None) -> KnownDevice:
         found = self._unknown.get(key)
         if found is None:
-            safe = re.sub(r"[^0-9A-Za-z._-]+", "_", key)[:64]
+            safe = _UNSAFE_ID_CHARS.sub("_", key)[:64]
             found = KnownDevice(Device(id=f"unknown-{safe}", type=UNKNOWN_TYPE, eui64=eui), known=False)
             if len(self._unknown) < 10_000:
                 self._unknown[key] = found

@@ -11,7 +11,7 @@ MSH[1] is the field separator, MSH[2] the encoding characters), so `seg[10]` is 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from connectors.hl7.errors import (
     DATA_TYPE_ERROR,
@@ -54,19 +54,21 @@ class Header:
     def component(self, n: int, c: int) -> str:
         return component(self.get(n), c, self.delims)
 
-    @property
+    # cached: the decoder, the ACK and the metrics each read them (the dataclass stays frozen:
+    # cached_property writes to the instance __dict__, not through __setattr__)
+    @cached_property
     def control_id(self) -> str:
         return self.get(10)
 
-    @property
+    @cached_property
     def message_type(self) -> str:
         return self.component(9, 1)
 
-    @property
+    @cached_property
     def trigger(self) -> str:
         return self.component(9, 2)
 
-    @property
+    @cached_property
     def type_name(self) -> str:
         return f"{self.message_type}^{self.trigger}" if self.trigger else self.message_type
 
@@ -214,14 +216,14 @@ def split_segments(text: str, delims: Delimiters) -> list[list[str]]:
         raw = raw.strip("\n")
         if not raw:
             continue
-        name = raw[:3]
-        if not _is_segment_id(name) or len(raw) > 3 and raw[3] != fs:
+        fields = raw.split(fs)
+        name = fields[0]  # a valid id is 3 characters, none of them fs: then this is raw[:3] followed by fs
+        if not _is_segment_id(name):
             raise Hl7Error(
                 f"segment {number} ('{raw[:12]}...') is not an HL7 segment: expected a 3-character id then '{fs}'",
                 code=SEGMENT_SEQUENCE,
                 ack_code="AE",
             )
-        fields = raw.split(fs)
         if name == "MSH":
             fields.insert(1, fs)
         segments.append(fields)
@@ -240,10 +242,15 @@ def _is_segment_id(name: str) -> bool:
     return ok
 
 
+@lru_cache(maxsize=64)
+def _usable_delimiters(d: Delimiters) -> bool:
+    chars = [d.field, d.component, d.repetition, d.escape, d.subcomponent]
+    return len(set(chars)) == 5 and not any(c.isalnum() or c in "\r\n " for c in chars)
+
+
 def _check_delimiters(header: Header) -> None:
     d = header.delims
-    chars = [d.field, d.component, d.repetition, d.escape, d.subcomponent]
-    if len(set(chars)) != 5 or any(c.isalnum() or c in "\r\n " for c in chars):
+    if not _usable_delimiters(d):
         raise Hl7Error(
             f"MSH-1/MSH-2 delimiters '{d.field}{header.get(2)}' are invalid: need 5 distinct non-alphanumeric "
             "characters (usually |^~\\&)",

@@ -35,7 +35,7 @@ from connectors.hl7.common import (
 from connectors.hl7.errors import SEGMENT_SEQUENCE, TABLE_VALUE_NOT_FOUND, Hl7Error, bad_value, missing
 from connectors.hl7.inventory import KnownDevice
 from connectors.hl7.message import Message, field_of, repetitions, unescape
-from hub.events import DataClass, Event, EventKind, Provenance, Quality, trusted
+from hub.events import DataClass, Event, EventKind, Provenance, Quality
 
 NUMERIC_TYPES = frozenset({"NM"})
 TEXT_TYPES = frozenset({"ST", "TX", "FT", "DTM", "TS", "ID", "IS"})
@@ -128,7 +128,7 @@ _PATHS: dict[str, tuple[int, ...]] = {}
 
 def _parse_path(value: str, seq: int) -> tuple[int, ...]:
     parts = value.strip().split(".")
-    if len(parts) < 4 or not all(p.isdigit() for p in parts):
+    if len(parts) < 4 or not all(p.isdecimal() for p in parts):
         raise bad_value(
             "OBX",
             4,
@@ -144,6 +144,10 @@ class Shape:
 
     path: tuple[int, ...]
     is_metric: bool
+    parents: tuple[tuple[int, ...], ...]  # containment rows above, nearest first (parent_keys)
+    own_key: tuple[int, ...]  # this row's key in the tree when it is not a metric (node_key)
+    vmd_key: tuple[int, ...] | None  # path[:2] (None when the VMD part is 0): the VMD row whose code is in the id
+    channel_key: tuple[int, ...] | None  # path[:3] (None when the channel part is 0): likewise for the channel
     code: str
     text: str
     system: str
@@ -155,6 +159,10 @@ class Shape:
     equipment: tuple[str | None, str | None]
     mdc_code: int | None
     mdc_ref: str | None
+    code_sent: str  # identifier, else text
+    metric_name: str  # text, else identifier: the stream's second part
+    code_system_sent: str | None
+    numeric: bool
 
 
 _SHAPES: dict[tuple, Shape] = {}
@@ -215,6 +223,10 @@ def _make_shape(seg: list[str], seq: int, delims) -> Shape:
     return Shape(
         path=path,
         is_metric=path[3] != 0 or len(path) > 4,
+        parents=parent_keys(path),
+        own_key=node_key(path),
+        vmd_key=path[:2] if path[1] else None,
+        channel_key=path[:3] if path[2] else None,
         code=code,
         text=text,
         system=system,
@@ -224,33 +236,38 @@ def _make_shape(seg: list[str], seq: int, delims) -> Shape:
         data_class=data_class,
         unit_sent=_unit(seg[6], delims),
         equipment=equipment_of(seg[18], delims),
-        mdc_code=int(code) if mdc and code.isdigit() else None,
+        mdc_code=int(code) if mdc and code.isdecimal() else None,
         mdc_ref=text if mdc and text.startswith("MDC_") else None,
+        code_sent=code or text,
+        metric_name=text or code,
+        code_system_sent=system or None,
+        numeric=value_type in NUMERIC_TYPES,
     )
 
 
 class _RowReader:
     def __init__(self, msg, ctx, sender, offset, base_quality, patient, pump_event):
-        self.msg, self.ctx, self.sender, self.offset = msg, ctx, sender, offset
+        self.delims, self.ctx, self.sender, self.offset = msg.delims, ctx, sender, offset
         self.base_quality, self.patient = base_quality, patient
         self.pump_event = pump_event
         self.events: list[Event] = []
-        self._devices: dict[tuple, KnownDevice] = {}
+        self._devices: dict[tuple, tuple[KnownDevice, Event]] = {}
         self._templates: dict[str, Event] = {}
         self._provenance = Provenance(connector=ctx.connector, raw_ref=msg.header.control_id)
 
     def read(self, seg: list[str], seq: int, group: _Group) -> None:
-        delims = self.msg.delims
+        delims = self.delims
         if len(seg) < 20:
-            seg = seg + [""] * (20 - len(seg))
+            seg = seg + _PADDING[len(seg):]
         shape = read_shape(seg, seq, delims)
         own_time = read_time(seg[14], "OBX", 14, seq, self.offset, delims.component) if seg[14] else None
-        parent = nearest_node(group.tree, shape.path)
-        inherited = parent.equipment if parent else self.sender
-        equipment = shape.equipment if shape.equipment != (None, None) else inherited
+        parent = first_node(group.tree, shape.parents)
+        equipment = shape.equipment
+        if equipment == (None, None):
+            equipment = parent.equipment if parent else self.sender
         when = own_time if own_time is not None else (parent.time if parent else None)
         if not shape.is_metric:
-            group.tree[node_key(shape.path)] = Node(shape.text or shape.code, equipment, when)
+            group.tree[shape.own_key] = Node(shape.text or shape.code, equipment, when)
         value = seg[5]
         if not value or shape.status == "D":
             return
@@ -260,40 +277,37 @@ class _RowReader:
 
     def _event(self, shape: Shape, seq: int, group: _Group, equipment, when, value: str) -> Event:
         time = when if when is not None else group.obr_time
-        kind, value_sent, text_value = self._value(shape.value_type, value, seq)
+        kind, value_sent, text_value = self._value(shape, value, seq)
         data_class, status_text = shape.data_class, None
         if self.pump_event:
             data_class = _SETTING if kind is _NUMERIC else _STATUS
             if shape.code in EVENT_CONDITION or shape.text in EVENT_CONDITION:
                 kind, status_text = _DEVICE_STATUS, str(value_sent)
-        known = self._device(equipment)
+        known, template = self._devices.get(equipment) or self._device(equipment)
         ms = max(0, round(time * 1000))
-        path = shape.path
-        static = (equipment[1] or equipment[0], _code_at(group, path, 2), _code_at(group, path, 3), shape.system,
-                  shape.code or shape.text)
+        tree = group.tree
+        static = (equipment[1] or equipment[0], _code_of(tree, shape.vmd_key), _code_of(tree, shape.channel_key),
+                  shape.system, shape.code_sent)
         extra = value_sent if kind is not _NUMERIC or shape.status == "C" else _NO_EXTRA
-        quality = shape.quality | self.base_quality if self.base_quality else shape.quality
-        # hot path: a validated per-device template plus the row's fields, without re-validation
+        # hot path: the validated per-device template with the row's fields, without re-validation
         # (every value below was parsed and type-checked above; tests validate the output with pydantic)
-        values = dict(self._template(known).__dict__)
-        values.update(
+        return template.with_changes(
             event_id=event_id(static, ms, extra),
             kind=kind,
             data_class=data_class,
-            stream=f"{known.device.id}/{shape.text or shape.code}",
+            stream=f"{known.device.id}/{shape.metric_name}",
             seq=ms,
             device_time=time,
-            code_sent=shape.code or shape.text,
-            code_system_sent=shape.system or None,
+            code_sent=shape.code_sent,
+            code_system_sent=shape.code_system_sent,
             mdc_code=shape.mdc_code,
             mdc_ref=shape.mdc_ref,
             value_sent=value_sent,
             unit_sent=shape.unit_sent,
             text=text_value,
-            quality=quality,
+            quality=shape.quality | self.base_quality if self.base_quality else shape.quality,
             status=status_text,
         )
-        return trusted(Event, **values)
 
     def _template(self, known: KnownDevice) -> Event:
         template = self._templates.get(known.device.id)
@@ -315,27 +329,28 @@ class _RowReader:
             self._templates[known.device.id] = template
         return template
 
-    def _value(self, value_type: str, value: str, seq: int) -> tuple[EventKind, float | str, str | None]:
-        delims = self.msg.delims
-        if value_type in NUMERIC_TYPES:
+    def _value(self, shape: Shape, value: str, seq: int) -> tuple[EventKind, float | str, str | None]:
+        if shape.numeric:
             return _NUMERIC, read_number(value, "OBX", 5, seq), None
-        if value_type in TEXT_TYPES:
+        delims = self.delims
+        if shape.value_type in TEXT_TYPES:
             text = unescape(value.split(delims.repetition, 1)[0], delims)
             return _TEXT, text, text
         v_code, v_text, _ = coded(value, delims)
         return _TEXT, v_code or v_text, v_text or v_code
 
-    def _device(self, equipment: tuple[str | None, str | None]) -> KnownDevice:
-        """Inventory device of the row's own or inherited equipment id (EUI-64, then name).
+    def _device(self, equipment: tuple[str | None, str | None]) -> tuple[KnownDevice, Event]:
+        """Inventory device of the row's own or inherited equipment id (EUI-64, then name), with its
+        event template; cached per message.
 
         Only that one: a module or device behind a gateway whose id the inventory does not know
         stays 'unknown' rather than being charted as the gateway's (another bed's) data."""
-        found = self._devices.get(equipment)
-        if found is None:
-            found = self.ctx.directory.resolve([equipment[1]], [equipment[0]])
-            self._devices[equipment] = found
+        known = self.ctx.directory.resolve([equipment[1]], [equipment[0]])
+        found = self._devices[equipment] = (known, self._template(known))
         return found
 
+
+_PADDING = [""] * 20
 
 _NO_EXTRA = object()
 _PREFIXES: dict[tuple, str] = {}
@@ -381,7 +396,12 @@ def _parent_keys(path: tuple[int, ...]) -> list[tuple[int, ...]]:
 
 
 def nearest_node(tree: dict[tuple[int, ...], Node], path: tuple[int, ...]) -> Node | None:
-    for key in parent_keys(path):
+    return first_node(tree, parent_keys(path))
+
+
+def first_node(tree: dict[tuple[int, ...], Node], keys: tuple[tuple[int, ...], ...]) -> Node | None:
+    """The first of `keys` (parent_keys, nearest first) that has a row in the tree."""
+    for key in keys:
         node = tree.get(key)
         if node is not None:
             return node
@@ -397,10 +417,9 @@ def node_key(path: tuple[int, ...]) -> tuple[int, ...]:
     return (mds,)
 
 
-def _code_at(group: _Group, path: tuple[int, ...], depth: int) -> str | None:
-    if path[depth - 1] == 0:
-        return None
-    node = group.tree.get(path[:depth])
+def _code_of(tree: dict[tuple[int, ...], Node], key: tuple[int, ...] | None) -> str | None:
+    """Code of the containment row at `key` (None: that level is 0 in the path, or no such row)."""
+    node = tree.get(key) if key else None
     return node.code if node else None
 
 

@@ -158,7 +158,7 @@ def _alarm_event(alarm, key, msg, ctx, offset, sender, quality, patient, provena
         received_time=ctx.received_time,
         code_sent=condition or condition_text,
         code_system_sent=system or None,
-        mdc_code=int(condition) if system == "MDC" and condition.isdigit() else None,
+        mdc_code=int(condition) if system == "MDC" and condition.isdecimal() else None,
         mdc_ref=condition_text if condition_text.startswith("MDC_") else None,
         value_sent=condition or condition_text,
         text=text,

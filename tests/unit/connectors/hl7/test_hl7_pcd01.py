@@ -122,6 +122,10 @@ def row(n, text):
         (row(6, "OBX|6||147842^MDC_ECG_CARD_BEAT_RATE^MDC|1.2.1.1|72||||||R"), OBR, "101", "OBX[6]-2", "value type"),
         (row(6, "OBX|6|NM||1.2.1.1|72||||||R"), OBR, "101", "OBX[6]-3", "observation identifier"),
         (row(6, "OBX|6|NM|147842^HR^MDC|1.2.1.1|72||||||R|||2026011"), OBR, "102", "OBX[6]-14", "date/time"),
+        # digits that str.isdigit() accepts and int() does not (found by fuzzing): was AE 207 "failed to decode"
+        (row(6, "OBX|6|NM|147842^HR^MDC|1.0.0.\u00b2|72||||||R"), OBR, "102", "OBX[6]-4", "MDS.VMD.CHANNEL.METRIC"),
+        (row(6, "OBX|6|NM|147842^HR^MDC|1.2.1.1|72||||||R|||20150\u00b322115000"), OBR, "102", "OBX[6]-14",
+         "date/time"),
         (ROWS, "OBR|1|||x", "101", "OBR-7", "observation date/time"),
     ],
 )
