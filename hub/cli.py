@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "hub.commands.bench",
     "hub.commands.kafka",
     "hub.commands.worker",
+    "hub.commands.deliver",
     "hub.commands.edge",
     "hub.commands.db",
     "hub.commands.audit",

@@ -28,17 +28,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from hub.errors import SinkError
 from hub.events import Event, EventKind
 from hub.logs import get_logger
 from hub.pipeline import Stage1, Stage1Output, Stage2, StreamState
 from hub.resolve.resolver import PatientResolver, Resolution
 from hub.rules.models import RuleSet
+from hub.runtime.checkpoint import flush_side_by_side, retry_until_done, write_fates
 from hub.runtime.summary import Summary
-from hub.store import DB_UNAVAILABLE
 
 log = get_logger("runtime")
-CHECKPOINT_RETRY_MAX_S = 5.0
 
 
 class EmbeddedRuntime:
@@ -140,13 +138,8 @@ class EmbeddedRuntime:
 
         The sinks flush side by side (the alarm manager does not wait for the EHR's ACKs); the
         first failure is raised once every flush has ended, so no flush is left half-way."""
-        outcomes = await asyncio.gather(*(sink.flush() for sink in self.sinks), return_exceptions=True)
-        failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
-        if failure is not None:
-            raise failure
-        while self._fates:
-            self._fates[0]()
-            self._fates.popleft()
+        await flush_side_by_side(self.sinks)
+        write_fates(self._fates)
         if self.store is not None:
             self.store.flush()
         self.summary.publish_metrics()
@@ -160,22 +153,7 @@ class EmbeddedRuntime:
 
     async def checkpoint_until_done(self) -> None:
         """checkpoint(), retried while the failure is temporary (input waits meanwhile)."""
-        failures = 0
-        while True:
-            try:
-                await self.checkpoint()
-            except (SinkError, *DB_UNAVAILABLE) as exc:
-                if isinstance(exc, SinkError) and not exc.retriable:
-                    raise
-                failures += 1
-                delay = checkpoint_retry_delay(exc, failures)
-                log.error("checkpoint failed: input paused, retrying", attempt=failures, retry_in_s=round(delay, 3),
-                          error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
-                await asyncio.sleep(delay)
-                continue
-            if failures:
-                log.info("checkpoint succeeded again: input resumed", failed_attempts=failures)
-            return
+        await retry_until_done(self.checkpoint, log)
 
     async def _take_batch(self) -> list[Event]:
         """Waiting alarms alone if there are any, else up to batch_size other events; [] after tick_s idle."""
@@ -207,8 +185,3 @@ class EmbeddedRuntime:
         self.drain(self.clock())
         await self.checkpoint_until_done()
 
-
-def checkpoint_retry_delay(exc: Exception, failures: int) -> float:
-    """The sink's retry_after when it gives one, else 0.5 s doubling up to CHECKPOINT_RETRY_MAX_S."""
-    retry_after = getattr(exc, "retry_after", None)
-    return min(CHECKPOINT_RETRY_MAX_S, retry_after or 0.5 * 2 ** (failures - 1))
