@@ -54,6 +54,9 @@ def _why_no_sink(letter: DeadLetter, sinks: dict) -> str:
     if letter.sink == "pipeline":
         return (f"dead-lettered by the pipeline step '{letter.step}', before any sink: send the device data again "
                 "(or re-ingest it) once the rules are fixed; sink replay cannot rebuild pipeline state")
+    if letter.sink == "deliver":
+        return ("a record of the observations topic that `devsync deliver` could not read as a canonical event "
+                "(the reason says where and why): nothing to send; fix what produced it")
     return (f"sink {letter.sink!r} is not configured in these rules "
             f"(configured: {', '.join(sorted(sinks)) or 'none'})")
 

@@ -129,3 +129,6 @@ async def _scenario(tmp_path: Path, bootstrap: str) -> None:
     assert [(letter.sink, letter.step) for letter in letters] == [("deliver", "decode")]
     assert f"{topic}[" in letters[0].reason and "is not a canonical event" in letters[0].reason
     assert "stopped cleanly after" in log_path.read_text()
+    replay = subprocess.run([DEVSYNC, "dlq", "replay", "--all", "--rules", str(folder)], capture_output=True, text=True,
+                            timeout=60)
+    assert f"dead letter {letters[0].id}: not replayed: a record of the observations topic" in replay.stdout, replay
