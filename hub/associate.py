@@ -115,13 +115,13 @@ def associate_event(state: AssociationState, event: Event) -> tuple[Event | None
 def find_binding(state: AssociationState, event: Event) -> tuple[PatientBinding | None, str | None, str | None]:
     """(binding, location, None) for the patient the event's device served at the reading's time,
     or (None, None, reason to park). Looks at the device and its time only."""
-    when = event.effective_time
-    direct = state.device_patient.get(event.device.id)
+    when, device_id = event.effective_time, event.device.id
+    direct = state.device_patient.get(device_id)
     binding = direct.at(when) if direct else None
-    location = locate_device(state, event.device.id, when)
+    location = locate_device(state, device_id, when)
     if binding is None:
         if location is None:
-            return None, None, f"device {event.device.id} has no location (not in the inventory and not bound by ADT)"
+            return None, None, f"device {device_id} has no location (not in the inventory and not bound by ADT)"
         timeline = state.location_patient.get(location)
         binding = timeline.at(when) if timeline else None
         if binding is None:

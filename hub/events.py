@@ -217,7 +217,8 @@ class Event(BaseModel):
 
     @property
     def effective_time(self) -> float:
-        return self.corrected_time if self.corrected_time is not None else self.device_time
+        corrected = self.corrected_time
+        return corrected if corrected is not None else self.device_time
 
 
 def trusted(cls: type[BaseModel], **values):
@@ -225,11 +226,11 @@ def trusted(cls: type[BaseModel], **values):
 
     Every field must be given: there is no default handling here, by design.
     """
-    obj = object.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    obj = _new_object(cls)
+    _set_attr(obj, "__dict__", values)
+    _set_attr(obj, "__pydantic_fields_set__", set(values))
+    _set_attr(obj, "__pydantic_extra__", None)
+    _set_attr(obj, "__pydantic_private__", None)
     return obj
 
 

@@ -76,6 +76,7 @@ class Stage1:
 
     def __init__(self, rules: RuleSet, associations: AssociationState | None = None):
         self.rules = rules
+        self.clocks = rules.clocks
         self.normaliser = Normaliser.from_rules(rules)
         self.source_by_type = {t.name: t.source for t in rules.device_types}
         self.associations = associations or AssociationState.from_rules(rules)
@@ -86,28 +87,30 @@ class Stage1:
         return StreamState(
             DedupeWindow(profile.dedupe_window_events),
             ReorderBuffer(profile.reorder_window_s, profile.reorder_max_events),
-            ClockEstimator(self.rules.clocks.window_samples),
+            ClockEstimator(self.clocks.window_samples),
         )
 
     def process(self, state: StreamState, event: Event, now: float, out: Stage1Output | None = None) -> Stage1Output:
         """Process one event; results are appended to `out` (a batch's output) or a new one."""
         if out is None:
             out = Stage1Output()
-        clocks = self.rules.clocks
-        if is_resend(state.dedupe, event.event_id, event.received_time - event.device_time, clocks.jump_threshold_s):
+        clocks = self.clocks
+        offset = event.received_time - event.device_time
+        if is_resend(state.dedupe, event.event_id, offset, clocks.jump_threshold_s):
             out.duplicates += 1  # before the clock sees it: a resend says nothing new about the clock
             return out
         if event.kind is EventKind.ASSOCIATION:
-            state.dedupe.remember(event.event_id, event.received_time - event.device_time)
+            state.dedupe.remember(event.event_id, offset)
             self.apply_binding(event, out)
             return out
         verdict = ClockVerdict.STEADY if event.provenance.replayed else observe_clock(state.clock, event, clocks)
         fast = is_fast_path(event)
-        if verdict is ClockVerdict.SUSPECT and not fast:
+        suspect = verdict is ClockVerdict.SUSPECT
+        if suspect and not fast:
             state.clock_held.append((now, event))  # decided by the next readings: jump confirmed or not
             return out
         jumped = verdict is ClockVerdict.JUMPED
-        if state.clock_held and verdict is not ClockVerdict.SUSPECT:
+        if state.clock_held and not suspect:
             self.release_clock_held(state, out, now, jumped=jumped)
         self.admit(state, event, now, out, jumped=jumped, fast=fast)
         return out
@@ -115,7 +118,7 @@ class Stage1:
     def admit(self, state: StreamState, event: Event, now: float, out: Stage1Output, *, jumped: bool,
               fast: bool = False) -> None:
         """Dedupe against the clock as it now reads, correct the time, then reorder (alarms skip it)."""
-        clocks = self.rules.clocks
+        clocks = self.clocks
         key = dedupe_reading(state.dedupe, event.event_id, event.received_time - event.device_time,
                              clocks.jump_threshold_s, state.clock.offset())
         if key is None:
@@ -139,7 +142,7 @@ class Stage1:
         jump that no later reading decided within clocks.suspect_hold_s (corrected with the offset
         before the suspicion: the device went quiet, nothing confirms the jump)."""
         out = Stage1Output()
-        if state.clock_held and now - state.clock_held[0][0] >= self.rules.clocks.suspect_hold_s:
+        if state.clock_held and now - state.clock_held[0][0] >= self.clocks.suspect_hold_s:
             self.release_clock_held(state, out, now)
         if state.reorder.held:
             self.take(reorder_flush(state.reorder, now), out, now)

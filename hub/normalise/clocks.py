@@ -31,6 +31,7 @@ class ClockEstimator:
     samples: deque[float] = field(default_factory=deque)
     pending_jump: int = 0
     minimum: float | None = None  # min(samples), kept up to date (derived)
+    at_minimum: int = 0  # how many samples equal the minimum (derived): it moves when the last one leaves
 
     def offset(self) -> float | None:
         return self.minimum
@@ -38,13 +39,18 @@ class ClockEstimator:
     def add(self, d: float) -> None:
         self.samples.append(d)
         if self.minimum is None or d < self.minimum:
-            self.minimum = d
+            self.minimum, self.at_minimum = d, 1
+        elif d == self.minimum:
+            self.at_minimum += 1
         if len(self.samples) > self.window and self.samples.popleft() == self.minimum:
-            self.minimum = min(self.samples)
+            self.at_minimum -= 1
+            if not self.at_minimum:
+                self.minimum = min(self.samples)
+                self.at_minimum = self.samples.count(self.minimum)
 
     def clear(self) -> None:
         self.samples.clear()
-        self.minimum = None
+        self.minimum, self.at_minimum = None, 0
 
     def to_dict(self) -> dict:
         return {"window": self.window, "samples": list(self.samples), "pending_jump": self.pending_jump}
@@ -52,7 +58,8 @@ class ClockEstimator:
     @classmethod
     def from_dict(cls, data: dict) -> ClockEstimator:
         samples = deque(data["samples"])
-        return cls(data["window"], samples, data.get("pending_jump", 0), min(samples) if samples else None)
+        minimum = min(samples) if samples else None
+        return cls(data["window"], samples, data.get("pending_jump", 0), minimum, samples.count(minimum))
 
 
 class ClockVerdict(StrEnum):
@@ -65,11 +72,12 @@ def observe_clock(est: ClockEstimator, event: Event, rules: ClockRules) -> Clock
     """Feed one reading; say what it showed about the device's clock."""
     d = event.received_time - event.device_time
     current = est.offset()
+    threshold = rules.jump_threshold_s
     verdict = ClockVerdict.STEADY
-    if current is not None and current - d > rules.jump_threshold_s:
+    if current is not None and current - d > threshold:
         est.clear()  # device clock jumped forward: new readings are believed at once
         verdict = ClockVerdict.JUMPED
-    elif current is not None and d - current > rules.jump_threshold_s:
+    elif current is not None and d - current > threshold:
         est.pending_jump += 1
         if est.pending_jump < rules.jump_confirm_samples:
             return ClockVerdict.SUSPECT  # not (yet) believed; do not pollute the window

@@ -10,6 +10,8 @@ from hub.normalise.units import UnitConverter
 from hub.rules.codes import MetricCode
 from hub.rules.models import RuleSet
 
+NORMALISED_KINDS = (EventKind.NUMERIC, EventKind.TEXT)
+
 
 @dataclass(frozen=True)
 class CodeMap:
@@ -59,41 +61,45 @@ def normalise_event(norm: Normaliser, event: Event, *, source: str | None = None
 def normalised_fields(norm: Normaliser, event: Event, *, source: str | None = None) -> dict:
     """The fields normalise_event changes (empty when nothing changes), so a stage can apply them
     together with its own changes in one copy of the event."""
+    kind = event.kind
     already_normalised = event.metric is not None and event.unit is not None
-    if event.kind not in (EventKind.NUMERIC, EventKind.TEXT) or already_normalised:
+    if kind not in NORMALISED_KINDS or already_normalised:
         return {} if source is None or event.source == source else {"source": source}
-    metric = norm.codes.lookup(event.code_system_sent, event.code_sent)
+    system, code = event.code_system_sent, event.code_sent
+    metric = norm.codes.lookup(system, code)
     if metric is None:
         raise DecodeError(
-            f"unknown code '{event.code_sent}' in system '{event.code_system_sent or 'MDC'}' "
+            f"unknown code '{code}' in system '{system or 'MDC'}' "
             f"(add it to codes[].aliases of the metric it means)",
             field="code",
         )
-    mdc_code = event.mdc_code
-    if mdc_code is None and (event.code_system_sent or "MDC") == "MDC" and str(event.code_sent).isdigit():
-        mdc_code = int(event.code_sent)
+    mdc_code, unit = event.mdc_code, metric.unit
+    if mdc_code is None and (system or "MDC") == "MDC" and str(code).isdigit():
+        mdc_code = int(code)
     mdc_code = mdc_code or metric.mdc_code
     mdc_ref = event.mdc_ref or (metric.mdc_ref if mdc_code == metric.mdc_code else None)
     changes: dict = {"metric": metric.metric, "mdc_code": mdc_code, "mdc_ref": mdc_ref, "loinc": metric.loinc}
     if source is not None:
         changes["source"] = source
-    if event.kind is EventKind.TEXT:
-        changes["text"] = event.text if event.text is not None else str(event.value_sent)
-        changes["unit"] = metric.unit
+    value_sent = event.value_sent
+    if kind is EventKind.TEXT:
+        changes["text"] = event.text if event.text is not None else str(value_sent)
+        changes["unit"] = unit
         return changes
     try:
-        sent_value = float(event.value_sent) if event.value_sent is not None else event.value
+        sent_value = float(value_sent) if value_sent is not None else event.value
     except (TypeError, ValueError):
-        raise DecodeError(f"value '{event.value_sent}' is not a number", field="value") from None
+        raise DecodeError(f"value '{value_sent}' is not a number", field="value") from None
     if sent_value is None:
         raise DecodeError("numeric event without a value", field="value")
-    ucum = norm.units.to_ucum(event.unit_sent, metric.unit)
-    value = norm.units.convert(sent_value, ucum, metric.unit)
-    if ucum != metric.unit:
-        value = round(value, sent_decimals(event.value_sent) + 2)  # no false precision from the conversion
+    ucum = norm.units.to_ucum(event.unit_sent, unit)
+    value = norm.units.convert(sent_value, ucum, unit)
+    if ucum != unit:
+        value = round(value, sent_decimals(value_sent) + 2)  # no false precision from the conversion
     changes["value"] = value
-    changes["unit"] = metric.unit
-    if metric.valid_range and not (metric.valid_range[0] <= value <= metric.valid_range[1]):
+    changes["unit"] = unit
+    valid_range = metric.valid_range
+    if valid_range and not (valid_range[0] <= value <= valid_range[1]):
         changes["quality"] = event.quality | {Quality.QUESTIONABLE}
     return changes
 

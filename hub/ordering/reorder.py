@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import NamedTuple
 
 from hub.events import Event, Quality
+
+held_seq = itemgetter(0)  # the sequence number of a held entry
 
 
 @dataclass
@@ -40,8 +44,7 @@ class ReorderBuffer:
         return buf
 
 
-@dataclass(frozen=True)
-class Released:
+class Released(NamedTuple):
     events: list[Event]
     reordered: int = 0  # released events that had arrived out of order
     late: int = 0
@@ -55,7 +58,7 @@ def reorder_push(buf: ReorderBuffer, event: Event, now: float) -> Released:
     if buf.window_s <= 0 or (not buf.held and contiguous):
         buf.last_released = event.seq
         return Released([event])
-    out_of_order = any(event.seq < seq for seq, *_ in buf.held)
+    out_of_order = bool(buf.held) and event.seq < max(map(held_seq, buf.held))  # a higher number is held
     heapq.heappush(buf.held, (event.seq, now, event.event_id, event))
     released = reorder_flush(buf, now)
     return Released(released.events, reordered=int(out_of_order))

@@ -7,14 +7,14 @@ the set only, never on arrival order.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from operator import attrgetter
+from typing import NamedTuple
 
 from hub.events import ALARM_SEVERITY, INVALID_FLAGS, Event
 from hub.rules.precedence import Policy, PrecedenceRule
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(NamedTuple):
     winner: Event | None
     reason: str
     value: float | None = None  # set when the policy computes a value (average)
@@ -26,8 +26,7 @@ def is_valid(event: Event) -> bool:
     return not quality or not (quality & INVALID_FLAGS)
 
 
-def by_time(event: Event) -> tuple[float, str]:
-    return (event.effective_time, event.event_id)
+by_time: Callable[[Event], tuple[float, str]] = attrgetter("effective_time", "event_id")  # sort key: (time, event id)
 
 
 def choose_most_recent_valid(candidates: Sequence[Event], rule: PrecedenceRule | None, fidelity) -> Choice:
@@ -40,7 +39,7 @@ def choose_most_recent_valid(candidates: Sequence[Event], rule: PrecedenceRule |
 
 def choose_source_rank(candidates: Sequence[Event], rule: PrecedenceRule | None, fidelity) -> Choice:
     rank = rule.rank if rule else []
-    fallback = POLICIES[(rule.fallback if rule and rule.fallback else Policy.MOST_RECENT_VALID)]
+    fallback = POLICIES[(rule and rule.fallback) or Policy.MOST_RECENT_VALID]
     for position, source in enumerate(rank):
         ranked = [c for c in candidates if c.source == source and is_valid(c)]
         if ranked:

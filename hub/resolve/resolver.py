@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from hub.events import ALARM_SEVERITY, AlarmState, DataClass, Event, EventKind, Quality, make_event_id, trusted
 from hub.resolve.audit import AuditRecord, Candidate
@@ -25,10 +26,10 @@ from hub.rules.precedence import Policy, PrecedenceRule
 
 CLOSED_MEMORY = 256  # closed buckets remembered per patient (for late candidates)
 PRESENT_STATES = (AlarmState.ACTIVE, AlarmState.LATCHED, AlarmState.ACKNOWLEDGED)
+COMPETING_KINDS = (EventKind.NUMERIC, EventKind.TEXT)
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(NamedTuple):
     observation: Event | None
     audit: AuditRecord
     reannounce: bool = False  # an alarm passed on again because it became the most severe
@@ -63,7 +64,7 @@ class ResolveContext:
 @dataclass
 class PatientResolver:
     patient_id: str
-    buckets: dict[tuple[str, float], list[Event]] = field(default_factory=dict)
+    buckets: dict[tuple[str, float], dict[str, Event]] = field(default_factory=dict)  # key -> event id -> event
     bucket_close: dict[tuple[str, float], float] = field(default_factory=dict)  # key -> hub time it closes
     closed: OrderedDict = field(default_factory=OrderedDict)  # key -> winner event id or None
     alarms: dict[str, dict[str, Event]] = field(default_factory=dict)  # condition -> device id -> latest
@@ -73,7 +74,7 @@ class PatientResolver:
     def to_dict(self) -> dict:
         return {
             "patient_id": self.patient_id,
-            "buckets": [[m, s, self.bucket_close[(m, s)], [e.to_json().decode() for e in evs]]
+            "buckets": [[m, s, self.bucket_close[(m, s)], [e.to_json().decode() for e in evs.values()]]
                         for (m, s), evs in self.buckets.items()],
             "closed": [[m, s, w] for (m, s), w in self.closed.items()],
             "alarms": {c: {d: e.to_json().decode() for d, e in devs.items()} for c, devs in self.alarms.items()},
@@ -84,7 +85,7 @@ class PatientResolver:
     def from_dict(cls, data: dict) -> PatientResolver:
         state = cls(data["patient_id"])
         for metric, start, closes, events in data["buckets"]:
-            state.buckets[(metric, start)] = [Event.from_json(e) for e in events]
+            state.buckets[(metric, start)] = {e.event_id: e for e in map(Event.from_json, events)}
             state.bucket_close[(metric, start)] = closes
             state.next_close = min(state.next_close, closes)
         for metric, start, winner in data["closed"]:
@@ -101,20 +102,19 @@ def candidate_of(event: Event) -> Candidate:
 
 def resolve_event(state: PatientResolver, event: Event, ctx: ResolveContext, now: float) -> list[Resolution]:
     """Take one normalised, patient-bound event; return the resolutions it completes now."""
-    if event.kind is EventKind.ALARM:
+    kind, metric = event.kind, event.metric
+    if kind is EventKind.ALARM:
         return resolve_alarm(state, event)
-    if event.kind not in (EventKind.NUMERIC, EventKind.TEXT) or event.metric is None:
+    if kind not in COMPETING_KINDS or metric is None:
         return [pass_through(state, event, "not a competing reading (waveform/status): passed through")]
     window, grace = ctx.window(event)
     if window <= 0:
         return [pass_through(state, event, f"no resolution window for data class {event.data_class}")]
     start = (event.effective_time // window) * window
-    key = (event.metric, start)
+    key = (metric, start)
     if key in state.closed:
         return [resolve_late(state, event, key, window, ctx)]
-    candidates = state.buckets.setdefault(key, [])
-    if all(c.event_id != event.event_id for c in candidates):
-        candidates.append(event)
+    state.buckets.setdefault(key, {}).setdefault(event.event_id, event)  # a copy of a candidate counts once
     if key not in state.bucket_close:
         closes = state.bucket_close[key] = max(now, start + window) + grace
         state.next_close = min(state.next_close, closes)
@@ -139,7 +139,7 @@ def close_all(state: PatientResolver, ctx: ResolveContext) -> list[Resolution]:
 
 
 def close_bucket(state: PatientResolver, key: tuple[str, float], ctx: ResolveContext) -> Resolution:
-    candidates = sorted(state.buckets.pop(key), key=by_time)  # the order policies and the audit list use
+    candidates = sorted(state.buckets.pop(key).values(), key=by_time)  # the order policies and the audit list use
     state.bucket_close.pop(key)
     metric, start = key
     rule = ctx.precedence.get(metric)

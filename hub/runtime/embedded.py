@@ -23,6 +23,7 @@ wait for the checkpoint, so a database that goes away mid-batch pauses the loop,
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -146,6 +147,7 @@ class EmbeddedRuntime:
 
     # ---- the loop ----
     async def run(self) -> None:
+        gc.freeze()  # what start-up built (modules, rules, schemas) stays out of every full collection
         while not (self._stopping.is_set() and self.queue.empty() and self.alarm_queue.empty()):
             batch = await self._take_batch()
             self.process_batch(batch, self.clock())

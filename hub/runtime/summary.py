@@ -63,7 +63,10 @@ class Summary:
         if event.provenance.replayed or not timed:
             return  # replayed after an outage: original times kept, latency not counted
         received = now - event.received_time
-        self.latency.setdefault(data_class, deque(maxlen=LATENCY_SAMPLES)).append(received)
+        samples = self.latency.get(data_class)
+        if samples is None:
+            samples = self.latency[data_class] = deque(maxlen=LATENCY_SAMPLES)
+        samples.append(received)
         self._pending_latency.append((data_class, received, now - event.effective_time))
         budget = self.budgets.get(event.data_class)
         if budget is not None and now - event.effective_time > budget:
