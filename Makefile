@@ -5,19 +5,20 @@ BIN    := $(VENV)/bin
 DEMO_DURATION ?= 30
 DEMO_OUT ?= demo-out
 TEST_WORKERS ?= 4   # xdist workers: many tests wait on peers/outages, so more than the 2 cores
+LOCK   := requirements.lock   # the pinned versions the tests ran with (pip constraints)
 
-.PHONY: demo demo-kafka test install install-test bench soak faults fuzz clean rules-check
+.PHONY: demo demo-kafka test install install-test bench soak faults fuzz clean rules-check audit lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install -q -c $(LOCK) -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install -q -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml $(LOCK) $(VENV)/.installed
+	$(BIN)/pip install -q -c $(LOCK) -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -30,6 +31,13 @@ demo-kafka: install-test
 	$(BIN)/python -c "import subprocess, sys; from hub.testing.broker import start_broker; \
 	b = start_broker(); r = subprocess.call([sys.executable, '-m', 'hub.cli', 'demo', '--bootstrap', b.bootstrap, \
 	'--duration', '$(DEMO_DURATION)', '--out', '$(DEMO_OUT)-kafka']); b.stop(); sys.exit(r)"
+
+audit: install-test    # known vulnerabilities in the locked dependencies (asks the PyPI/OSV advisory service)
+	$(BIN)/pip-audit -r $(LOCK) --no-deps --disable-pip --progress-spinner off
+
+lock: install-test     # re-pin requirements.lock to what the test environment has now
+	{ sed -n '1,2p' $(LOCK); $(BIN)/pip freeze --exclude-editable | grep -v -i -E '^(atheris|py-spy)=='; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
 
 rules-check: install
 	$(BIN)/devsync rules check rules
