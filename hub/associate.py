@@ -106,16 +106,16 @@ def associate_event(state: AssociationState, event: Event) -> tuple[Event | None
     """Bind the event to a patient. Returns (bound event, None) or (None, reason to park)."""
     if event.patient is not None:
         return event, None
-    binding, location, reason = find_binding(state, event)
+    binding, location, reason = find_binding(state, event.device.id, event.effective_time)
     if binding is None:
         return None, reason
     return event.with_changes(patient=binding, location=location), None
 
 
-def find_binding(state: AssociationState, event: Event) -> tuple[PatientBinding | None, str | None, str | None]:
-    """(binding, location, None) for the patient the event's device served at the reading's time,
-    or (None, None, reason to park). Looks at the device and its time only."""
-    when, device_id = event.effective_time, event.device.id
+def find_binding(state: AssociationState, device_id: str, when: float
+                 ) -> tuple[PatientBinding | None, str | None, str | None]:
+    """(binding, location, None) for the patient the device served at `when` (a reading's corrected
+    time), or (None, None, reason to park)."""
     direct = state.device_patient.get(device_id)
     binding = direct.at(when) if direct else None
     location = locate_device(state, device_id, when)

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 from hub.associate import AssociationState, ParkingLot, apply_association, find_binding
 from hub.errors import DecodeError
-from hub.events import Event, EventKind
-from hub.normalise.clocks import ClockEstimator, ClockVerdict, observe_clock, with_offset
+from hub.events import Event, EventKind, effective_time_of, trusted
+from hub.normalise.clocks import ClockEstimator, ClockVerdict, observe_clock, offset_fields
 from hub.normalise.codes import Normaliser, normalised_fields
 from hub.ordering.dedupe import DedupeWindow, dedupe_reading, is_resend
-from hub.ordering.reorder import Released, ReorderBuffer, reorder_drain, reorder_flush, reorder_push, reorder_restart
+from hub.ordering.reorder import (Released, ReorderBuffer, release_in_order, reorder_drain, reorder_flush, reorder_push,
+                                  reorder_restart)
 from hub.resolve.resolver import PatientResolver, Resolution, ResolveContext, close_all, is_fast_path, resolve_due, resolve_event
 from hub.rules.models import RuleSet
 
@@ -95,16 +96,18 @@ class Stage1:
         if out is None:
             out = Stage1Output()
         clocks = self.clocks
-        offset = event.received_time - event.device_time
-        if is_resend(state.dedupe, event.event_id, offset, clocks.jump_threshold_s):
+        fields = event.__dict__  # one read of the model (see hub.events.time_and_id)
+        event_id, kind = fields["event_id"], fields["kind"]
+        offset = fields["received_time"] - fields["device_time"]
+        if is_resend(state.dedupe, event_id, offset, clocks.jump_threshold_s):
             out.duplicates += 1  # before the clock sees it: a resend says nothing new about the clock
             return out
-        if event.kind is EventKind.ASSOCIATION:
-            state.dedupe.remember(event.event_id, offset)
+        if kind is EventKind.ASSOCIATION:
+            state.dedupe.remember(event_id, offset)
             self.apply_binding(event, out)
             return out
-        verdict = ClockVerdict.STEADY if event.provenance.replayed else observe_clock(state.clock, event, clocks)
-        fast = is_fast_path(event)
+        verdict = ClockVerdict.STEADY if fields["provenance"].replayed else observe_clock(state.clock, offset, clocks)
+        fast = is_fast_path(kind, fields["data_class"])
         suspect = verdict is ClockVerdict.SUSPECT
         if suspect and not fast:
             state.clock_held.append((now, event))  # decided by the next readings: jump confirmed or not
@@ -119,23 +122,26 @@ class Stage1:
               fast: bool = False) -> None:
         """Dedupe against the clock as it now reads, correct the time, then reorder (alarms skip it)."""
         clocks = self.clocks
-        key = dedupe_reading(state.dedupe, event.event_id, event.received_time - event.device_time,
+        fields = event.__dict__  # one read of the model (see hub.events.time_and_id)
+        event_id = fields["event_id"]
+        key = dedupe_reading(state.dedupe, event_id, fields["received_time"] - fields["device_time"],
                              clocks.jump_threshold_s, state.clock.offset())
         if key is None:
             out.duplicates += 1
             return
-        if key != event.event_id:  # a new reading under a time its device had used before its clock went back
-            event = event.with_changes(event_id=key)
-        event = with_offset(state.clock, event, clocks, jumped=jumped)
-        if fast:
-            self.finish([event], out, now)
-            return
-        last = state.reorder.last_released
-        if jumped and last is not None and event.seq <= last:
-            # the clock went back and the sequence with it (a device numbering by its clock, as PCD-01
-            # connectors do): the numbering starts over; what was held goes first, nothing is "late"
-            self.take(Released(reorder_restart(state.reorder)), out, now)
-        self.take(reorder_push(state.reorder, event, now), out, now)
+        corrections = offset_fields(state.clock, fields, clocks, jumped=jumped)
+        if key != event_id:  # a new reading under a time its device had used before its clock went back
+            corrections["event_id"] = key
+        if not fast:
+            seq, last = fields["seq"], state.reorder.last_released
+            if jumped and last is not None and seq <= last:
+                # the clock went back and the sequence with it (a device numbering by its clock, as PCD-01
+                # connectors do): the numbering starts over; what was held goes first, nothing is "late"
+                self.take(Released(reorder_restart(state.reorder)), out, now)
+            if not release_in_order(state.reorder, seq):
+                self.take(reorder_push(state.reorder, event.with_changes(**corrections), now), out, now)
+                return
+        self.finish_one(event, out, now, corrections)  # not held: corrected in the copy finish makes
 
     def tick(self, state: StreamState, now: float) -> Stage1Output:
         """Release events whose reorder window has passed, and readings held for a suspected clock
@@ -170,26 +176,33 @@ class Stage1:
         self.finish(released.events, out, now)
 
     def finish(self, events: list[Event], out: Stage1Output, now: float) -> None:
-        """Normalise and associate each event, applying both in one copy of it."""
         for event in events:
-            source = event.source or self.source_by_type.get(event.device.type)
-            try:
-                changes = normalised_fields(self.normaliser, event, source=source)
-            except DecodeError as exc:
-                out.dlq.append((event, f"normalise: {exc}"))
-                continue
-            if event.patient is not None:
-                out.ready.append(event.with_changes(**changes) if changes else event)
-                continue
-            binding, location, reason = find_binding(self.associations, event)  # device and time: unchanged above
+            self.finish_one(event, out, now)
+
+    def finish_one(self, event: Event, out: Stage1Output, now: float, corrections: dict | None = None) -> None:
+        """Normalise and associate the event, applying both, and the `corrections` stage 1 made on
+        the way (the clock's, not applied yet), in one copy of it."""
+        fields = {**event.__dict__, **corrections} if corrections else dict(event.__dict__)  # the new copy's fields
+        source = fields["source"] or self.source_by_type.get(fields["device"].type)
+        try:
+            changes = normalised_fields(self.normaliser, fields, source=source)
+        except DecodeError as exc:
+            out.dlq.append((trusted(Event, fields), f"normalise: {exc}"))
+            return
+        if fields["patient"] is None:
+            binding, location, reason = find_binding(self.associations, fields["device"].id,
+                                                     effective_time_of(fields))  # unchanged by the normalisation
             if binding is None:
-                parked = event.with_changes(**changes) if changes else event
+                fields.update(changes)
+                parked = trusted(Event, fields)
                 evicted = self.parking.park(parked, reason, now)
                 out.parked.append((parked, reason))
                 if evicted is not None:
                     out.expired.append((evicted, "parking lot full (association.park_max_events): oldest evicted"))
-            else:
-                out.ready.append(event.with_changes(**changes, patient=binding, location=location))
+                return
+            changes["patient"], changes["location"] = binding, location
+        fields.update(changes)
+        out.ready.append(trusted(Event, fields))
 
     def apply_binding(self, event: Event, out: Stage1Output) -> None:
         if event.association is None:

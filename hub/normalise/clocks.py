@@ -68,9 +68,8 @@ class ClockVerdict(StrEnum):
     SUSPECT = "suspect"  # looks like a backward jump, not confirmed yet
 
 
-def observe_clock(est: ClockEstimator, event: Event, rules: ClockRules) -> ClockVerdict:
-    """Feed one reading; say what it showed about the device's clock."""
-    d = event.received_time - event.device_time
+def observe_clock(est: ClockEstimator, d: float, rules: ClockRules) -> ClockVerdict:
+    """Feed one reading's d (received minus device time); say what it showed about the device's clock."""
     current = est.offset()
     threshold = rules.jump_threshold_s
     verdict = ClockVerdict.STEADY
@@ -90,13 +89,19 @@ def observe_clock(est: ClockEstimator, event: Event, rules: ClockRules) -> Clock
 
 def with_offset(est: ClockEstimator, event: Event, rules: ClockRules, *, jumped: bool = False) -> Event:
     """Set clock_offset and corrected_time from the current estimate (flagged clock-jump if `jumped`)."""
+    return event.with_changes(**offset_fields(est, event.__dict__, rules, jumped=jumped))
+
+
+def offset_fields(est: ClockEstimator, fields: dict, rules: ClockRules, *, jumped: bool = False) -> dict:
+    """The fields with_offset changes, given the event's fields (its __dict__), so a stage can apply
+    them together with its own changes in one copy of the event."""
     offset = est.offset() or 0.0
     if not rules.apply_correction or abs(offset) < rules.min_correction_s:
         offset = 0.0
-    changes: dict = {"clock_offset": offset, "corrected_time": event.device_time + offset}
+    changes: dict = {"clock_offset": offset, "corrected_time": fields["device_time"] + offset}
     if jumped:
-        changes["quality"] = event.quality | {Quality.CLOCK_JUMP}
-    return event.with_changes(**changes)
+        changes["quality"] = fields["quality"] | {Quality.CLOCK_JUMP}
+    return changes
 
 
 def correct_clock(est: ClockEstimator, event: Event, rules: ClockRules) -> Event:
@@ -104,5 +109,6 @@ def correct_clock(est: ClockEstimator, event: Event, rules: ClockRules) -> Event
 
     A suspected backward jump is corrected with the offset before it (what stage 1 avoids by
     holding such readings until the jump is confirmed or not)."""
-    verdict = ClockVerdict.STEADY if event.provenance.replayed else observe_clock(est, event, rules)
+    replayed = event.provenance.replayed
+    verdict = ClockVerdict.STEADY if replayed else observe_clock(est, event.received_time - event.device_time, rules)
     return with_offset(est, event, rules, jumped=verdict is ClockVerdict.JUMPED)

@@ -54,18 +54,19 @@ def normalise_event(norm: Normaliser, event: Event, *, source: str | None = None
     Raises DecodeError naming the code or unit when the rules cannot map it; the runtime
     sends that event to the DLQ with the reason and carries on.
     """
-    changes = normalised_fields(norm, event, source=source)
+    changes = normalised_fields(norm, event.__dict__, source=source)
     return event.with_changes(**changes) if changes else event
 
 
-def normalised_fields(norm: Normaliser, event: Event, *, source: str | None = None) -> dict:
-    """The fields normalise_event changes (empty when nothing changes), so a stage can apply them
-    together with its own changes in one copy of the event."""
-    kind = event.kind
-    already_normalised = event.metric is not None and event.unit is not None
+def normalised_fields(norm: Normaliser, fields: dict, *, source: str | None = None) -> dict:
+    """The fields normalise_event changes (empty when nothing changes), given the event's fields
+    (its __dict__, or with a stage's pending changes), so a stage can apply them together with its
+    own changes in one copy of the event."""
+    kind = fields["kind"]
+    already_normalised = fields["metric"] is not None and fields["unit"] is not None
     if kind not in NORMALISED_KINDS or already_normalised:
-        return {} if source is None or event.source == source else {"source": source}
-    system, code = event.code_system_sent, event.code_sent
+        return {} if source is None or fields["source"] == source else {"source": source}
+    system, code = fields["code_system_sent"], fields["code_sent"]
     metric = norm.codes.lookup(system, code)
     if metric is None:
         raise DecodeError(
@@ -73,26 +74,26 @@ def normalised_fields(norm: Normaliser, event: Event, *, source: str | None = No
             f"(add it to codes[].aliases of the metric it means)",
             field="code",
         )
-    mdc_code, unit = event.mdc_code, metric.unit
+    mdc_code, unit = fields["mdc_code"], metric.unit
     if mdc_code is None and (system or "MDC") == "MDC" and str(code).isdigit():
         mdc_code = int(code)
     mdc_code = mdc_code or metric.mdc_code
-    mdc_ref = event.mdc_ref or (metric.mdc_ref if mdc_code == metric.mdc_code else None)
+    mdc_ref = fields["mdc_ref"] or (metric.mdc_ref if mdc_code == metric.mdc_code else None)
     changes: dict = {"metric": metric.metric, "mdc_code": mdc_code, "mdc_ref": mdc_ref, "loinc": metric.loinc}
     if source is not None:
         changes["source"] = source
-    value_sent = event.value_sent
+    value_sent = fields["value_sent"]
     if kind is EventKind.TEXT:
-        changes["text"] = event.text if event.text is not None else str(value_sent)
+        changes["text"] = fields["text"] if fields["text"] is not None else str(value_sent)
         changes["unit"] = unit
         return changes
     try:
-        sent_value = float(value_sent) if value_sent is not None else event.value
+        sent_value = float(value_sent) if value_sent is not None else fields["value"]
     except (TypeError, ValueError):
         raise DecodeError(f"value '{value_sent}' is not a number", field="value") from None
     if sent_value is None:
         raise DecodeError("numeric event without a value", field="value")
-    ucum = norm.units.to_ucum(event.unit_sent, unit)
+    ucum = norm.units.to_ucum(fields["unit_sent"], unit)
     value = norm.units.convert(sent_value, ucum, unit)
     if ucum != unit:
         value = round(value, sent_decimals(value_sent) + 2)  # no false precision from the conversion
@@ -100,7 +101,7 @@ def normalised_fields(norm: Normaliser, event: Event, *, source: str | None = No
     changes["unit"] = unit
     valid_range = metric.valid_range
     if valid_range and not (valid_range[0] <= value <= valid_range[1]):
-        changes["quality"] = event.quality | {Quality.QUESTIONABLE}
+        changes["quality"] = fields["quality"] | {Quality.QUESTIONABLE}
     return changes
 
 

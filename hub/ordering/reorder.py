@@ -52,16 +52,28 @@ class Released(NamedTuple):
 
 def reorder_push(buf: ReorderBuffer, event: Event, now: float) -> Released:
     """Add one event; return what can be released now, in sequence order."""
-    if buf.last_released is not None and event.seq <= buf.last_released:
-        return Released([event.flagged(Quality.LATE)], late=1)
-    contiguous = buf.last_released is not None and event.seq == buf.last_released + 1
-    if buf.window_s <= 0 or (not buf.held and contiguous):
-        buf.last_released = event.seq
+    fields = event.__dict__  # one read of the model (see hub.events.time_and_id)
+    seq = fields["seq"]
+    if release_in_order(buf, seq):
         return Released([event])
-    out_of_order = bool(buf.held) and event.seq < max(map(held_seq, buf.held))  # a higher number is held
-    heapq.heappush(buf.held, (event.seq, now, event.event_id, event))
+    if buf.last_released is not None and seq <= buf.last_released:
+        return Released([event.flagged(Quality.LATE)], late=1)
+    out_of_order = bool(buf.held) and seq < max(map(held_seq, buf.held))  # a higher number is held
+    heapq.heappush(buf.held, (seq, now, fields["event_id"], event))
     released = reorder_flush(buf, now)
     return Released(released.events, reordered=int(out_of_order))
+
+
+def release_in_order(buf: ReorderBuffer, seq: int) -> bool:
+    """Whether an event with this sequence number passes at once, as it is (the next number with
+    nothing held, or no window); if so it is taken as the last released. A stage can then pass the
+    event on without pushing it (reorder_push would return it alone)."""
+    last = buf.last_released
+    contiguous = last is not None and seq == last + 1
+    if (buf.window_s <= 0 and (last is None or seq > last)) or (not buf.held and contiguous):
+        buf.last_released = seq
+        return True
+    return False
 
 
 def reorder_flush(buf: ReorderBuffer, now: float) -> Released:

@@ -7,10 +7,9 @@ the set only, never on arrival order.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from operator import attrgetter
 from typing import NamedTuple
 
-from hub.events import ALARM_SEVERITY, INVALID_FLAGS, Event
+from hub.events import ALARM_SEVERITY, INVALID_FLAGS, Event, time_and_id
 from hub.rules.precedence import Policy, PrecedenceRule
 
 
@@ -26,22 +25,25 @@ def is_valid(event: Event) -> bool:
     return not quality or not (quality & INVALID_FLAGS)
 
 
-by_time: Callable[[Event], tuple[float, str]] = attrgetter("effective_time", "event_id")  # sort key: (time, event id)
+by_time: Callable[[Event], tuple[float, str]] = time_and_id  # sort key: (time, event id)
 
 
 def choose_most_recent_valid(candidates: Sequence[Event], rule: PrecedenceRule | None, fidelity) -> Choice:
     valid = [c for c in candidates if is_valid(c)]
     if not valid:
         return Choice(None, "no valid candidate (all flagged invalid/test/demo/calibrating)")
-    winner = max(valid, key=by_time)
-    return Choice(winner, f"most recent valid of {len(valid)}")
+    return Choice(valid[-1], f"most recent valid of {len(valid)}")  # the latest: candidates come sorted
 
 
 def choose_source_rank(candidates: Sequence[Event], rule: PrecedenceRule | None, fidelity) -> Choice:
     rank = rule.rank if rule else []
     fallback = POLICIES[(rule and rule.fallback) or Policy.MOST_RECENT_VALID]
+    valid_by_source: dict[str | None, list[Event]] = {}
+    for c in candidates:
+        if is_valid(c):
+            valid_by_source.setdefault(c.source, []).append(c)
     for position, source in enumerate(rank):
-        ranked = [c for c in candidates if c.source == source and is_valid(c)]
+        ranked = valid_by_source.get(source)
         if ranked:
             choice = fallback(ranked, rule, fidelity)
             return Choice(choice.winner, f"source {source} ranks #{position + 1}; {choice.reason}", choice.value)
@@ -62,7 +64,7 @@ def choose_average(candidates: Sequence[Event], rule: PrecedenceRule | None, fid
     if not valid:
         return Choice(None, "no valid numeric candidate")
     mean = sum(c.value for c in valid) / len(valid)
-    return Choice(max(valid, key=by_time), f"average of {len(valid)} valid values", value=mean)
+    return Choice(valid[-1], f"average of {len(valid)} valid values", value=mean)  # the latest: sorted
 
 
 def choose_most_severe(candidates: Sequence[Event], rule: PrecedenceRule | None, fidelity) -> Choice:

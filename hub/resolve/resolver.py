@@ -18,7 +18,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from hub.events import ALARM_SEVERITY, AlarmState, DataClass, Event, EventKind, Quality, make_event_id, trusted
+from hub.events import (ALARM_SEVERITY, AlarmState, DataClass, Event, EventKind, Quality, make_event_id, time_and_id,
+                         trusted)
 from hub.resolve.audit import AuditRecord, Candidate
 from hub.resolve.policies import Choice, by_time, resolve_conflict
 from hub.rules.models import RuleSet
@@ -50,12 +51,12 @@ class ResolveContext:
     def fidelity(self, event: Event) -> int:
         return self.fidelity_by_type.get(event.device.type, 0)
 
-    def window(self, event: Event) -> tuple[float, float]:
-        key = (event.data_class, event.metric)
+    def window(self, data_class: DataClass, metric: str | None) -> tuple[float, float]:
+        key = (data_class, metric)
         cached = self._windows.get(key)
         if cached is None:
-            profile = self.rules.profile(event.data_class)
-            rule = self.precedence.get(event.metric or "")
+            profile = self.rules.profile(data_class)
+            rule = self.precedence.get(metric or "")
             window = rule.window_s if rule and rule.window_s is not None else profile.resolve_window_s
             cached = self._windows[key] = (window, profile.resolve_grace_s)
         return cached
@@ -96,25 +97,30 @@ class PatientResolver:
 
 
 def candidate_of(event: Event) -> Candidate:
-    return trusted(Candidate, event_id=event.event_id, device_id=event.device.id, source=event.source, value=event.value,
-                     text=event.text, unit=event.unit, time=event.effective_time, quality=event.quality)
+    fields = event.__dict__  # one read of the model (see time_and_id)
+    time, event_id = time_and_id(event)
+    return trusted(Candidate, {"event_id": event_id, "device_id": fields["device"].id, "source": fields["source"],
+                               "value": fields["value"], "text": fields["text"], "unit": fields["unit"], "time": time,
+                               "quality": fields["quality"]})
 
 
 def resolve_event(state: PatientResolver, event: Event, ctx: ResolveContext, now: float) -> list[Resolution]:
     """Take one normalised, patient-bound event; return the resolutions it completes now."""
-    kind, metric = event.kind, event.metric
+    fields = event.__dict__  # one read of the model (see time_and_id)
+    kind, metric, data_class = fields["kind"], fields["metric"], fields["data_class"]
     if kind is EventKind.ALARM:
         return resolve_alarm(state, event)
     if kind not in COMPETING_KINDS or metric is None:
         return [pass_through(state, event, "not a competing reading (waveform/status): passed through")]
-    window, grace = ctx.window(event)
+    window, grace = ctx.window(data_class, metric)
     if window <= 0:
-        return [pass_through(state, event, f"no resolution window for data class {event.data_class}")]
-    start = (event.effective_time // window) * window
+        return [pass_through(state, event, f"no resolution window for data class {data_class}")]
+    time, event_id = time_and_id(event)
+    start = (time // window) * window
     key = (metric, start)
     if key in state.closed:
         return [resolve_late(state, event, key, window, ctx)]
-    state.buckets.setdefault(key, {}).setdefault(event.event_id, event)  # a copy of a candidate counts once
+    state.buckets.setdefault(key, {}).setdefault(event_id, event)  # a copy of a candidate counts once
     if key not in state.bucket_close:
         closes = state.bucket_close[key] = max(now, start + window) + grace
         state.next_close = min(state.next_close, closes)
@@ -143,19 +149,18 @@ def close_bucket(state: PatientResolver, key: tuple[str, float], ctx: ResolveCon
     state.bucket_close.pop(key)
     metric, start = key
     rule = ctx.precedence.get(metric)
-    window, _ = ctx.window(candidates[0])
+    window, _ = ctx.window(candidates[0].data_class, metric)
     choice = resolve_conflict(candidates, rule, ctx.fidelity, presorted=True)
     observation = winning_observation(choice, candidates, metric, start)
     remember_closed(state, key, observation.event_id if observation else None)
-    audit = trusted(
-        AuditRecord,
-        decision_id=make_event_id("decision", state.patient_id, metric, start),
-        patient_id=state.patient_id, metric=metric, window_start=start, window_end=start + window,
-        policy=str(rule.policy if rule else Policy.MOST_RECENT_VALID),
-        candidates=tuple(map(candidate_of, candidates)),
-        winner_event_id=observation.event_id if observation else None,
-        winner_value=observation.value if observation else None, reason=choice.reason, review=choice.review,
-    )
+    audit = trusted(AuditRecord, {
+        "decision_id": make_event_id("decision", state.patient_id, metric, start),
+        "patient_id": state.patient_id, "metric": metric, "window_start": start, "window_end": start + window,
+        "policy": str(rule.policy if rule else Policy.MOST_RECENT_VALID),
+        "candidates": tuple(map(candidate_of, candidates)),
+        "winner_event_id": observation.event_id if observation else None,
+        "winner_value": observation.value if observation else None, "reason": choice.reason, "review": choice.review,
+    })
     return Resolution(observation, audit)
 
 
@@ -242,5 +247,6 @@ def resolve_alarm(state: PatientResolver, event: Event) -> list[Resolution]:
     return out
 
 
-def is_fast_path(event: Event) -> bool:
-    return event.kind is EventKind.ALARM or event.data_class is DataClass.ALARM
+def is_fast_path(kind: EventKind, data_class: DataClass) -> bool:
+    """An event of this kind and data class is never held (alarms)."""
+    return kind is EventKind.ALARM or data_class is DataClass.ALARM

@@ -73,9 +73,9 @@ class EmbeddedRuntime:
     # ---- processing (synchronous core, also used directly by benchmarks and tests) ----
     def process_batch(self, events: Sequence[Event], now: float) -> None:
         out = Stage1Output()
-        streams, stage1, count_in = self.streams, self.stage1, self.summary.count_in
+        streams, stage1 = self.streams, self.stage1
+        self.summary.count_in(events)
         for event in events:
-            count_in(event)
             state = streams.get(event.stream)
             if state is None:
                 state = streams[event.stream] = stage1.new_stream_state(event)
