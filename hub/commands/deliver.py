@@ -16,9 +16,9 @@ import sys
 
 from pydantic import ValidationError
 
-from hub.commands.kafka import load_or_report, settings_from_env
+from hub.commands.kafka import settings_from_env, start_command
 from hub.errors import HubError
-from hub.logs import allow_patient_identifiers, configure_logging, get_logger
+from hub.logs import get_logger
 
 log = get_logger("deliver")
 
@@ -33,11 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def deliver_command(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
-    rules = load_or_report(args.rules)
+    rules = start_command(args)
     if rules is None:
         return 1
-    allow_patient_identifiers(rules.runtime.log_patient_identifiers)
     try:
         return asyncio.run(serve(rules, args))
     except (HubError, ValidationError) as exc:

@@ -18,6 +18,7 @@ import sys
 from pydantic import ValidationError
 
 from hub.errors import HubError
+from hub.logs import allow_patient_identifiers, configure_logging
 from hub.rules.errors import RuleFileError
 from hub.rules.load import load_rules
 from hub.rules.models import RuleSet
@@ -43,6 +44,16 @@ def settings_from_env(bootstrap: str, **fields) -> KafkaSettings:
     """Connection settings: `bootstrap` and `fields`, plus TLS/SASL from DEVSYNC_KAFKA_* (never the command line)."""
     env = {f: os.environ[f"DEVSYNC_KAFKA_{f.upper()}"] for f in ENV_FIELDS if os.environ.get(f"DEVSYNC_KAFKA_{f.upper()}")}
     return KafkaSettings(bootstrap=bootstrap, **fields, **env)
+
+
+def start_command(args: argparse.Namespace) -> RuleSet | None:
+    """A long-running command's start: logging at --log-level, then the rules of --rules (their problems
+    printed; None when invalid) with the rules' choice about patient identifiers in logs applied."""
+    configure_logging(args.log_level)
+    rules = load_or_report(args.rules)
+    if rules is not None:
+        allow_patient_identifiers(rules.runtime.log_patient_identifiers)
+    return rules
 
 
 def load_or_report(path: str) -> RuleSet | None:

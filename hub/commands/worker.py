@@ -14,9 +14,8 @@ import sys
 
 from pydantic import ValidationError
 
-from hub.commands.kafka import add_connection_arguments, load_or_report, settings_from_args
+from hub.commands.kafka import add_connection_arguments, settings_from_args, start_command
 from hub.errors import HubError
-from hub.logs import allow_patient_identifiers, configure_logging
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,11 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
-    rules = load_or_report(args.rules)
+    rules = start_command(args)
     if rules is None:
         return 1
-    allow_patient_identifiers(rules.runtime.log_patient_identifiers)
     from hub.runtime.kafka_app import KafkaWorker  # faust is heavy: import only when running
 
     try:
