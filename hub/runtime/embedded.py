@@ -11,8 +11,8 @@ patient, hands observations to the sinks and decisions to the store, then flushe
 checkpoint: sinks first, all at once, then the store). Alarms have a lane of their own: emit()
 queues them apart from the other events, and the loop takes waiting alarms as a batch of their
 own before any other event, so an alarm never waits behind a backlog of vitals (a code-blue
-burst), and no sink's flush waits for another sink's ACKs. A timer tick releases reorder windows, closes
-resolution buckets and expires parked events. When the checkpoint fails because a sink's peer
+burst), and no sink's flush waits for another sink's ACKs. A timer tick releases reorder
+windows, closes resolution buckets and expires parked events. When the checkpoint fails because a sink's peer
 (retriable SinkError) or the database (OperationalError) is away, the loop logs the error,
 takes no new input (emit() blocks once the bounded queue is full) and retries the checkpoint
 until it succeeds: the sinks and the store keep everything they were given. Nothing inside a
@@ -38,6 +38,16 @@ from hub.runtime.checkpoint import flush_side_by_side, retry_until_done, write_f
 from hub.runtime.summary import Summary
 
 log = get_logger("runtime")
+_frozen = False
+
+
+def freeze_start_up() -> None:
+    """gc.freeze(), once per process: what start-up built (modules, rules, schemas) stays out of
+    every full collection of the long-running loop."""
+    global _frozen
+    if not _frozen:
+        gc.freeze()
+        _frozen = True
 
 
 class EmbeddedRuntime:
@@ -147,7 +157,7 @@ class EmbeddedRuntime:
 
     # ---- the loop ----
     async def run(self) -> None:
-        gc.freeze()  # what start-up built (modules, rules, schemas) stays out of every full collection
+        freeze_start_up()
         while not (self._stopping.is_set() and self.queue.empty() and self.alarm_queue.empty()):
             batch = await self._take_batch()
             self.process_batch(batch, self.clock())
