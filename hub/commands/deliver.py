@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 
 from pydantic import ValidationError
 
-from hub.commands.kafka import settings_from_env, start_command
+from hub.commands.kafka import add_broker_arguments, add_log_level_argument, settings_from_env, start_command
 from hub.errors import HubError
 from hub.logs import get_logger
 
@@ -25,10 +24,9 @@ log = get_logger("deliver")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("deliver", help="deliver the Kafka runtime's observations to the sinks (EHR)")
-    p.add_argument("--bootstrap", required=True, metavar="HOST:PORT", help="Kafka bootstrap servers")
-    p.add_argument("--rules", default="rules", metavar="PATH", help="rule file or folder (default: rules)")
+    add_broker_arguments(p)
     p.add_argument("--metrics-port", type=int, help="Prometheus port (default: rules runtime.metrics_port; 0 = off)")
-    p.add_argument("--log-level", default=os.environ.get("DEVSYNC_LOG_LEVEL", "INFO"), help="devsync log level")
+    add_log_level_argument(p)
     p.set_defaults(func=deliver_command)
 
 

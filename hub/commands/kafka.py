@@ -29,9 +29,20 @@ ENV_FIELDS = ("security_protocol", "ssl_cafile", "ssl_certfile", "ssl_keyfile", 
               "sasl_password")
 
 
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    """--bootstrap and --rules, as every command that talks to Kafka takes them."""
     parser.add_argument("--bootstrap", required=True, metavar="HOST:PORT", help="Kafka bootstrap servers")
     parser.add_argument("--rules", default="rules", metavar="PATH", help="rule file or folder (default: rules)")
+
+
+def add_log_level_argument(parser: argparse.ArgumentParser) -> None:
+    """--log-level of a long-running command (start_command applies it)."""
+    parser.add_argument("--log-level", default=os.environ.get("DEVSYNC_LOG_LEVEL", "INFO"),
+                        help="devsync log level (default INFO, or DEVSYNC_LOG_LEVEL)")
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    add_broker_arguments(parser)
     parser.add_argument("--processing-guarantee", default="at_least_once", choices=("at_least_once", "exactly_once"),
                         help="at_least_once (tested here) or exactly_once (real Kafka cluster only; not tested here)")
 

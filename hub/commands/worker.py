@@ -9,19 +9,18 @@ checked first. Stop with SIGTERM/SIGINT (state is in the changelog topics either
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from pydantic import ValidationError
 
-from hub.commands.kafka import add_connection_arguments, settings_from_args, start_command
+from hub.commands.kafka import add_connection_arguments, add_log_level_argument, settings_from_args, start_command
 from hub.errors import HubError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     worker = sub.add_parser("worker", help="run a Kafka processor worker (both stages)")
     add_connection_arguments(worker)
-    worker.add_argument("--log-level", default=os.environ.get("DEVSYNC_LOG_LEVEL", "INFO"), help="devsync log level (default INFO)")
+    add_log_level_argument(worker)
     worker.set_defaults(func=run_worker)
 
 

@@ -188,17 +188,25 @@ async def run_vitals(bed: int, port: int, rules, ctx, t0: float, sent: Sent) -> 
             last = t = device_time(last)
             events = [sample_event(rules, device_id=f"MON-{bed:02d}", metric=m, value=base + n % 7, t=t,
                                    patient=patient, seq=n) for m, base in METRICS]
-            message = build_oru_r01(events, ctx, control_id=f"V{bed:02d}-{n}", message_time=t)
-            sent_at = time.time()
-            ack = await device.send(message)
-            if "MSA|AA|" not in ack:
-                sent.not_accepted.append(ack)
+            sent_at = await send_accepted(device, build_oru_r01(events, ctx, control_id=f"V{bed:02d}-{n}",
+                                                                message_time=t), sent)
+            if sent_at is None:
                 continue
             for e in events:
                 key = (patient.patient_id, str(e.mdc_code), hl7_time(t))
                 sent.vitals[key], sent.vital_phase[key] = sent_at, phase_of(offset)
     finally:
         device.close()
+
+
+async def send_accepted(device: Device, message: str, sent: Sent) -> float | None:
+    """Send one message; its send time if the hub answered AA, else None (the ACK kept in sent.not_accepted)."""
+    sent_at = time.time()
+    ack = await device.send(message)
+    if "MSA|AA|" not in ack:
+        sent.not_accepted.append(ack)
+        return None
+    return sent_at
 
 
 async def run_alarms(bed: int, port: int, rules, ctx, t0: float, sent: Sent) -> None:
@@ -212,11 +220,9 @@ async def run_alarms(bed: int, port: int, rules, ctx, t0: float, sent: Sent) -> 
             event = sample_alarm(rules, device_id=f"MON-{bed:02d}", condition="196648^MDC_EVT_HI", text="HR HIGH",
                                  source_metric="heart-rate", value=150.0, t=t, patient=None, alarm_id=alarm_id,
                                  phase=phase, state=state, seq=n)
-            message = build_oru_r40(event, ctx, control_id=f"A{bed:02d}-{n}", message_time=t)
-            sent_at = time.time()
-            ack = await device.send(message)
-            if "MSA|AA|" not in ack:
-                sent.not_accepted.append(ack)
+            sent_at = await send_accepted(device, build_oru_r40(event, ctx, control_id=f"A{bed:02d}-{n}",
+                                                                message_time=t), sent)
+            if sent_at is None:
                 continue
             key = (alarm_id, phase.value)
             sent.alarms[key], sent.alarm_phase[key] = sent_at, phase_of(offset)

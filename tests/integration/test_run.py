@@ -63,16 +63,21 @@ def wait_for_line(proc: subprocess.Popen, text: str, timeout_s: float = 60) -> s
     raise AssertionError(f"no '{text}' within {timeout_s}s")
 
 
+def start_run(rules_dir: Path, cwd: Path, *options: str) -> tuple[subprocess.Popen, int]:
+    """`devsync run` with the MLLP and HTTP listeners on free ports (and `options`); (process, MLLP port)."""
+    mllp, http = free_port(), free_port()
+    proc = subprocess.Popen(
+        [DEVSYNC, "run", "--rules", str(rules_dir), "--mllp-port", str(mllp), "--http-port", str(http), *options,
+         "--metrics-port", "0", "--log-level", "WARNING"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "DEVSYNC_TEST_TOKEN": "s3cret"}, cwd=cwd)
+    return proc, mllp
+
+
 def test_run_ingests_over_mllp_and_drains_on_sigterm(tmp_path):
     rules_dir = rules_for_test(tmp_path)
-    mllp, http = free_port(), free_port()
     out = tmp_path / "out"
-    env = {**os.environ, "DEVSYNC_TEST_TOKEN": "s3cret"}
-    proc = subprocess.Popen(
-        [DEVSYNC, "run", "--rules", str(rules_dir), "--mllp-port", str(mllp), "--http-port", str(http),
-         "--out", str(out), "--metrics-port", "0", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        cwd=tmp_path)
+    proc, mllp = start_run(rules_dir, tmp_path, "--out", str(out))
     try:
         wait_for_line(proc, "connector(s) up")
         rules = load_rules(rules_dir)
@@ -106,12 +111,7 @@ def test_run_with_bootstrap_publishes_what_it_acknowledges_to_the_raw_topic(tmp_
     rules = load_rules(rules_dir)
     base = {"bootstrap.servers": kafka_bootstrap}
     ensure_topics(base, topic_specs(rules.kafka))
-    mllp, http = free_port(), free_port()
-    proc = subprocess.Popen(
-        [DEVSYNC, "run", "--rules", str(rules_dir), "--bootstrap", kafka_bootstrap, "--mllp-port", str(mllp),
-         "--http-port", str(http), "--metrics-port", "0", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "DEVSYNC_TEST_TOKEN": "s3cret"}, cwd=tmp_path)
+    proc, mllp = start_run(rules_dir, tmp_path, "--bootstrap", kafka_bootstrap)
     try:
         wait_for_line(proc, "connector(s) up")
         now = time.time()
