@@ -27,9 +27,12 @@ class KafkaRules(RuleModel):
                               description="Retention of the event topics (raw, normalized, observations, waveforms).")
     audit_retention_ms: int = Field(30 * DAY_MS, ge=60_000, description="Retention of the audit topic.")
     dlq_retention_ms: int = Field(30 * DAY_MS, ge=60_000, description="Retention of the dead-letter and parked topics.")
-    batch_max_events: int = Field(2000, ge=1, description="Events a worker takes per batch (faust stream.take).")
-    batch_within_s: float = Field(0.01, gt=0, le=10,
-                                  description="Longest a worker waits to fill a batch before processing it (s).")
+    batch_max_events: int = Field(2000, ge=1,
+                                  description="Most records a worker fetches at once (faust's broker_max_poll_records); "
+                                              "each partition's share reaches its stage as one batch.")
+    batch_queue: int = Field(4, ge=1, le=1000,
+                             description="Fetched batches a stage may have waiting before fetching pauses "
+                                         "(back-pressure).")
     fetch_max_wait_s: float = Field(0.02, gt=0, le=10,
                                     description="Longest the broker may hold a worker's fetch when no record is waiting "
                                                 "(s); faust's own 1.5 s adds up to that to every stage.")
@@ -40,4 +43,11 @@ class KafkaRules(RuleModel):
     session_timeout_s: float = Field(6.0, ge=1, le=300,
                                      description="Consumer session timeout: how fast a dead worker's partitions move (s).")
     heartbeat_interval_s: float = Field(1.0, gt=0, le=60, description="Consumer heartbeat interval (s).")
-    commit_interval_s: float = Field(1.0, gt=0, le=60, description="How often processed offsets are committed (s).")
+    commit_interval_s: float = Field(1.0, gt=0, le=60,
+                                     description="How often processed offsets are committed (s). Each commit first "
+                                                 "writes the state of every key touched since the last one, so a "
+                                                 "longer interval costs less CPU and replays more after a crash.")
+    commit_every_records: int = Field(1_000_000, ge=1000,
+                                      description="Also commit after this many records were processed (faust's "
+                                                  "broker_commit_every; its default of 10,000 means several "
+                                                  "checkpoints a second under load).")

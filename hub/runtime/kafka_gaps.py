@@ -41,6 +41,14 @@ class OffsetGuard:
         """Partitions were revoked: start again from the committed offsets."""
         self.last.clear()
 
+    def next_offset(self, topic: str, partition: int) -> int:
+        """The first offset of the partition not yet processed (blocking on first sight: the group's commit)."""
+        tp = (topic, partition)
+        last = self.last.get(tp)
+        if last is None:
+            last = self.last[tp] = self.committed(tp) - 1
+        return last + 1
+
     def check(self, records: list[InRecord]) -> list[InRecord]:
         """The batch with skipped ranges filled in and repeated offsets dropped (blocking: run in a thread)."""
         out: list[InRecord] = []

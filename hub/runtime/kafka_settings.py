@@ -93,6 +93,8 @@ def faust_settings(settings: KafkaSettings, rules: KafkaRules) -> dict:
         "broker_session_timeout": rules.session_timeout_s,
         "broker_heartbeat_interval": rules.heartbeat_interval_s,
         "broker_commit_interval": rules.commit_interval_s,
+        "broker_commit_every": rules.commit_every_records,
+        "broker_max_poll_records": rules.batch_max_events,
         "broker_client_id": settings.client_id,
         "producer_acks": -1,
         "table_standby_replicas": 0,
