@@ -259,6 +259,11 @@ def _all_fields_set(cls: type[BaseModel]) -> set[str]:
     return set(cls.model_fields)
 
 
+def event_text(event: Event) -> str:
+    """An event as JSON text: how stage state (faust table values) holds events."""
+    return event.to_json().decode()
+
+
 def make_event_id(*parts: object) -> str:
     """Deterministic event id from the parts that identify a reading (never OBX-4 or MSH-13)."""
     joined = "\x1f".join(["" if p is None else str(p) for p in parts])

@@ -10,11 +10,12 @@ objects serialise with to_dict()/from_dict() for faust tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hub.associate import AssociationState, ParkingLot, apply_association, find_binding
 from hub.errors import DecodeError
-from hub.events import Event, EventKind, effective_time_of, trusted
+from hub.events import Event, EventKind, effective_time_of, event_text, trusted
 from hub.normalise.clocks import ClockEstimator, ClockVerdict, observe_clock, offset_fields
 from hub.normalise.codes import Normaliser, normalised_fields
 from hub.ordering.dedupe import DedupeWindow, dedupe_reading, is_resend
@@ -31,9 +32,9 @@ class StreamState:
     clock: ClockEstimator
     clock_held: list[tuple[float, Event]] = field(default_factory=list)  # (arrival, reading) of a suspected jump
 
-    def to_dict(self) -> dict:
-        return {"dedupe": self.dedupe.to_dict(), "reorder": self.reorder.to_dict(), "clock": self.clock.to_dict(),
-                "clock_held": [[arrival, e.to_json().decode()] for arrival, e in self.clock_held]}
+    def to_dict(self, encode: Callable[[Event], str] = event_text) -> dict:
+        return {"dedupe": self.dedupe.to_dict(), "reorder": self.reorder.to_dict(encode), "clock": self.clock.to_dict(),
+                "clock_held": [[arrival, encode(e)] for arrival, e in self.clock_held]}
 
     @classmethod
     def from_dict(cls, data: dict) -> StreamState:

@@ -11,11 +11,12 @@ event of a stream waits like any other, since an earlier one may still be on its
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import NamedTuple
 
-from hub.events import Event, Quality
+from hub.events import Event, Quality, event_text
 
 held_seq = itemgetter(0)  # the sequence number of a held entry
 
@@ -27,12 +28,12 @@ class ReorderBuffer:
     held: list[tuple[int, float, str, Event]] = field(default_factory=list)  # heap of (seq, arrival, id, event)
     last_released: int | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self, encode: Callable[[Event], str] = event_text) -> dict:
         return {
             "window_s": self.window_s,
             "max_events": self.max_events,
             "last_released": self.last_released,
-            "held": [[arrival, e.to_json().decode()] for _, arrival, _, e in self.held],
+            "held": [[arrival, encode(e)] for _, arrival, _, e in self.held],
         }
 
     @classmethod

@@ -15,11 +15,12 @@ winning device or ends the condition, and every alarm event gets an audit record
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from hub.events import (ALARM_SEVERITY, AlarmState, DataClass, Event, EventKind, Quality, make_event_id, time_and_id,
-                         trusted)
+from hub.events import (ALARM_SEVERITY, AlarmState, DataClass, Event, EventKind, Quality, event_text, make_event_id,
+                         time_and_id, trusted)
 from hub.resolve.audit import AuditRecord, Candidate
 from hub.resolve.policies import Choice, by_time, resolve_conflict
 from hub.rules.models import RuleSet
@@ -72,13 +73,13 @@ class PatientResolver:
     alarm_winner: dict[str, str | None] = field(default_factory=dict)  # condition -> winning device id
     next_close: float = float("inf")  # earliest bucket_close value (derived; saves a scan per event)
 
-    def to_dict(self) -> dict:
+    def to_dict(self, encode: Callable[[Event], str] = event_text) -> dict:
         return {
             "patient_id": self.patient_id,
-            "buckets": [[m, s, self.bucket_close[(m, s)], [e.to_json().decode() for e in evs.values()]]
+            "buckets": [[m, s, self.bucket_close[(m, s)], [encode(e) for e in evs.values()]]
                         for (m, s), evs in self.buckets.items()],
             "closed": [[m, s, w] for (m, s), w in self.closed.items()],
-            "alarms": {c: {d: e.to_json().decode() for d, e in devs.items()} for c, devs in self.alarms.items()},
+            "alarms": {c: {d: encode(e) for d, e in devs.items()} for c, devs in self.alarms.items()},
             "alarm_winner": self.alarm_winner,
         }
 
