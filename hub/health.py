@@ -311,7 +311,8 @@ def broker_check(bootstrap: str, rules, *, measure_lag: bool = True, timeout_s: 
     config = confluent_config(KafkaSettings(bootstrap=bootstrap, **env), rules.kafka)
     names = TopicNames.from_rules(rules.kafka)
     return kafka_check(config, group=rules.kafka.app_id if measure_lag else None,
-                       topics=[names.raw, names.normalized], timeout_s=timeout_s)
+                       topics=[names.raw, names.normalized, names.alarms_raw, names.alarms_normalized],
+                       timeout_s=timeout_s)
 
 
 def connectors_check(connectors: Sequence, required: bool = False, name: str = "connectors") -> Check:

@@ -93,7 +93,8 @@ def measure_pipeline(bootstrap: str, args, work: Path, workers: int) -> float:
         for proc in procs:
             wait_ready(proc, timeout_s=120)
         started = time.perf_counter()
-        wait_group_done(base, rules.kafka.app_id, [names.raw, names.normalized], timeout_s=600)
+        wait_group_done(base, rules.kafka.app_id, [names.raw, names.normalized, names.alarms_raw,
+                                                   names.alarms_normalized], timeout_s=600)
         return args.events / (time.perf_counter() - started)
     finally:
         for proc in procs:
@@ -123,7 +124,7 @@ def measure_latency(bootstrap: str, args, work: Path) -> list[Figure]:
     try:
         wait_ready(proc, timeout_s=120)
         reader.start()
-        delivered_rate = asyncio.run(publish_steady(bootstrap, names.raw, args, total))
+        delivered_rate = asyncio.run(publish_steady(bootstrap, names, args, total))
         time.sleep(12.0)  # the last vitals wait for their resolution window and grace
     finally:
         stop.set()
@@ -138,11 +139,13 @@ def measure_latency(bootstrap: str, args, work: Path) -> list[Figure]:
     ]
 
 
-async def publish_steady(bootstrap: str, topic: str, args, total: int) -> float:
-    """Publish at args.rate in 10 ms slices, stamping received_time at publish; returns the achieved rate."""
+async def publish_steady(bootstrap: str, names: TopicNames, args, total: int) -> float:
+    """Publish at args.rate in 10 ms slices, stamping received_time at publish, alarms to the alarm
+    lane as `devsync run` does; returns the achieved rate."""
     from hub.bench.kafka_load import bindings, live_event
 
-    publisher = KafkaPublisher(producer_config({"bootstrap.servers": bootstrap}, linger_ms=1), topic)
+    publisher = KafkaPublisher(producer_config({"bootstrap.servers": bootstrap}, linger_ms=1), names.raw,
+                               names.alarms_raw)
     await publisher.publish_many(bindings(args.devices, time.time() - 3600))
     started = time.time()
     sent = 0

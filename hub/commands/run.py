@@ -75,8 +75,9 @@ async def serve(rules, args: argparse.Namespace) -> int:
         from hub.runtime.kafka_topics import TopicNames
 
         settings = settings_from_env(args.bootstrap)
-        publisher = KafkaPublisher(producer_config(confluent_config(settings, rules.kafka)),
-                                   TopicNames.from_rules(rules.kafka).raw)
+        names = TopicNames.from_rules(rules.kafka)
+        publisher = KafkaPublisher(producer_config(confluent_config(settings, rules.kafka)), names.raw,
+                                   alarm_topic=names.alarms_raw)
         emit = publisher.publish  # returns once the broker acknowledged (acks=all): then the device is ACKed
 
         async def finish() -> None:

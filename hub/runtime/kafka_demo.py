@@ -86,9 +86,10 @@ def wait_ready(worker: WorkerProcess, count: int = 1, timeout_s: float = 60.0) -
 
 
 async def publish_paced(bootstrap_config: dict, topic: str, events: list[tuple[float, Event]],
-                        speed: float = 1.0, start_at: float | None = None) -> float:
-    """Publish each event at its send offset (divided by speed) from start_at (default: now); returns the start."""
-    publisher = KafkaPublisher(producer_config(bootstrap_config), topic)
+                        speed: float = 1.0, start_at: float | None = None, alarm_topic: str | None = None) -> float:
+    """Publish each event at its send offset (divided by speed) from start_at (default: now); returns the start.
+    Alarms go to alarm_topic when given (the alarm lane)."""
+    publisher = KafkaPublisher(producer_config(bootstrap_config), topic, alarm_topic)
     if start_at is not None and start_at > time.time():
         await asyncio.sleep(start_at - time.time())
     started = start_at if start_at is not None else time.time()
@@ -193,7 +194,7 @@ def run_demo_on_kafka(rules: RuleSet, events: EventsArg, bootstrap: str, out_dir
         if callable(events):
             events = events(start_at)
         collector.result.start_time = start_at
-        started = asyncio.run(publish_paced(base, names.raw, events, speed, start_at))
+        started = asyncio.run(publish_paced(base, names.raw, events, speed, start_at, names.alarms_raw))
         time.sleep(settle_s)
         collector.result.elapsed_s = time.time() - started
     finally:

@@ -49,6 +49,15 @@ class OffsetGuard:
             last = self.last[tp] = self.committed(tp) - 1
         return last + 1
 
+    def ready_for(self, parts: dict) -> bool:
+        """Whether `check` can run without I/O: every partition seen before, none skipping ahead."""
+        last = self.last
+        for tp, records in parts.items():
+            seen = last.get((tp.topic, tp.partition))
+            if seen is None or (records and records[0].offset > seen + 1):
+                return False
+        return True
+
     def check(self, records: list[InRecord]) -> list[InRecord]:
         """The batch with skipped ranges filled in and repeated offsets dropped (blocking: run in a thread)."""
         out: list[InRecord] = []

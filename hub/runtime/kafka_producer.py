@@ -7,7 +7,9 @@ SinkError(retriable=True), counts in devsync_kafka_publish_failures_total and lo
 line: it is never dropped silently. A full local queue is back-pressure: publish waits.
 
 Keys: raw events by `event.stream` (per-stream order holds: the idempotent producer keeps
-order per partition even across retries).
+order per partition even across retries). With `alarm_topic` set, alarms go there (the alarm
+lane, <prefix>.alarms.raw) and everything else to `topic`: connectors keep alarms and
+readings on separate streams, so per-stream order is unaffected.
 
 A producer can get stuck for good when a broker comes back without its idempotent-producer
 state: librdkafka raises a fatal error from poll() (OUT_OF_ORDER_SEQUENCE_NUMBER), or keeps
@@ -30,7 +32,7 @@ from collections.abc import Iterable
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from hub.errors import SinkError
-from hub.events import Event
+from hub.events import Event, EventKind
 from hub.logs import get_logger
 from hub.runtime.kafka_metrics import PUBLISH_FAILURES, PUBLISH_SECONDS, PUBLISHED
 
@@ -50,8 +52,9 @@ def producer_config(base: dict, *, linger_ms: int = 5, timeout_s: float = 30.0) 
 class KafkaPublisher:
     """One idempotent producer with a poll thread that turns delivery reports into futures."""
 
-    def __init__(self, config: dict, topic: str):
+    def __init__(self, config: dict, topic: str, alarm_topic: str | None = None):
         self.topic = topic
+        self.alarm_topic = alarm_topic or topic
         self._config = {**config, "error_cb": self._on_error}
         self._producer = Producer(self._config)
         self._waiting: set[asyncio.Future] = set()  # publishes not yet settled (event loop thread only)
@@ -68,11 +71,14 @@ class KafkaPublisher:
     async def publish_many(self, events: Iterable[Event]) -> None:
         """Publish events in order; return when all are acknowledged; SinkError if any is not."""
         loop = asyncio.get_running_loop()
-        futures = [await self._produce(loop, self.topic, e.stream.encode(), e.to_json()) for e in events]
+        futures = [await self._produce(loop, self.topic_for(e), e.stream.encode(), e.to_json()) for e in events]
         results = await asyncio.gather(*futures, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]
+
+    def topic_for(self, event: Event) -> str:
+        return self.alarm_topic if event.kind is EventKind.ALARM else self.topic
 
     async def publish_raw(self, topic: str, key: bytes | None, value: bytes, headers: list | None = None) -> None:
         loop = asyncio.get_running_loop()

@@ -154,6 +154,7 @@ class StageOneRunner:
         self.bindings: queue.SimpleQueue[Event] = queue.SimpleQueue()  # fed by the binding reader thread
         self.counts: dict[str, int] = {}  # outcome -> events, flushed to the metric once per batch
         self.ready: dict[bytes, list[bytes]] = {}  # patient key -> event JSON lines of this batch
+        self.ready_alarms: dict[bytes, list[bytes]] = {}  # the same for alarms (the alarm lane's topic)
         self.memo = JsonMemo()  # held events' JSON from one checkpoint to the next
 
     def process_batch(self, records: list[InRecord], now: float, load) -> list[OutRecord]:
@@ -229,9 +230,10 @@ class StageOneRunner:
     def collect(self, out: Stage1Output, outs: list[OutRecord], origins: dict[int, InRecord] | None = None) -> None:
         """Turn a stage output into records; `origins` names the input record of each dead letter."""
         names = self.names
-        ready = self.ready
+        ready, ready_alarms = self.ready, self.ready_alarms
         for event in out.ready:
-            ready.setdefault(event.patient.patient_id.encode(), []).append(event.to_json())
+            lane = ready_alarms if event.kind is EventKind.ALARM else ready
+            lane.setdefault(event.patient.patient_id.encode(), []).append(event.to_json())
         for event, reason in out.parked:
             outs.append(OutRecord(names.parked, event.event_id.encode(), event.to_json(),
                                   (("devsync.parked.reason", reason.encode()),)))
@@ -256,10 +258,11 @@ class StageOneRunner:
 
     def flush_counts(self, outs: list[OutRecord]) -> None:
         """End of a batch or tick: one normalized record per patient, metrics once."""
-        for key, lines in self.ready.items():
-            for chunk in chunk_lines(lines, MAX_RECORD_BYTES):
-                outs.append(OutRecord(self.names.normalized, key, b"\n".join(chunk)))
-        self.ready.clear()
+        for topic, ready in ((self.names.alarms_normalized, self.ready_alarms), (self.names.normalized, self.ready)):
+            for key, lines in ready.items():
+                for chunk in chunk_lines(lines, MAX_RECORD_BYTES):
+                    outs.append(OutRecord(topic, key, b"\n".join(chunk)))
+            ready.clear()
         for outcome, n in self.counts.items():
             STAGE_EVENTS.labels("stage1", outcome).inc(n)
         self.counts.clear()

@@ -9,6 +9,8 @@ So the source topic of a table and its changelog always share `partitions`.
 |-------------------------------|------------|----------|----------------------------------------|
 | <p>.events.raw                | stream     | delete   | connector output, stage 1 input        |
 | <p>.events.normalized         | patient id | delete   | stage 1 output, stage 2 input          |
+| <p>.alarms.raw                | stream     | delete   | the alarm lane: connectors' alarms     |
+| <p>.alarms.normalized         | patient id | delete   | the alarm lane between the stages      |
 | <p>.observations              | patient id | delete   | resolved readings and alarms -> sinks  |
 | <p>.waveforms                 | patient id | delete   | waveform chunks (ordered, not resolved)|
 | <p>.associations              | event id   | compact  | bindings, read in full by every worker |
@@ -47,13 +49,16 @@ class TopicNames:
     parked: str
     stage1_changelog: str
     stage2_changelog: str
+    alarms_raw: str  # the alarm lane: alarms skip the vitals' backlog (docs/kafka-runtime.md)
+    alarms_normalized: str
 
     @classmethod
     def from_rules(cls, rules: KafkaRules) -> TopicNames:
         p, app = rules.prefix, rules.app_id
         return cls(f"{p}.events.raw", f"{p}.events.normalized", f"{p}.observations", f"{p}.waveforms",
                    f"{p}.associations", f"{p}.audit", f"{p}.dlq", f"{p}.parked",
-                   f"{app}-{STAGE1_TABLE}-changelog", f"{app}-{STAGE2_TABLE}-changelog")
+                   f"{app}-{STAGE1_TABLE}-changelog", f"{app}-{STAGE2_TABLE}-changelog",
+                   f"{p}.alarms.raw", f"{p}.alarms.normalized")
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ def topic_specs(rules: KafkaRules) -> list[TopicSpec]:
     return [
         TopicSpec(names.raw, n, r, delete(rules.retention_ms)),
         TopicSpec(names.normalized, n, r, delete(rules.retention_ms)),
+        TopicSpec(names.alarms_raw, n, r, delete(rules.retention_ms)),
+        TopicSpec(names.alarms_normalized, n, r, delete(rules.retention_ms)),
         TopicSpec(names.observations, n, r, delete(rules.retention_ms)),
         TopicSpec(names.waveforms, n, r, delete(rules.retention_ms)),
         TopicSpec(names.associations, n, r, compact),

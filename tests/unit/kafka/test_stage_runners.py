@@ -12,9 +12,11 @@ from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from hub.bench.kafka_load import bindings, numeric
+from hub.bench.kafka_load import bindings, live_event, numeric
+from hub.events import Event, EventKind
 from hub.rules.load import load_rules
 from hub.runtime.kafka_batches import ack_range
+from hub.runtime.kafka_producer import KafkaPublisher, producer_config
 from hub.runtime.kafka_stages import InRecord, StageOneRunner, StageTwoRunner, unpack_state
 from hub.runtime.kafka_topics import TopicNames
 
@@ -103,3 +105,26 @@ def test_ack_range_on_a_partition_never_committed():
     consumer = fake_consumer(committed=None)
     assert ack_range(consumer, tp, 0, 9) == 10
     assert FaustConsumer._new_offset(consumer, tp) == 10
+
+
+def test_stage_one_sends_alarms_down_the_alarm_lane():
+    start = 1_700_000_000.0
+    runner = StageOneRunner(RULES, NAMES)
+    events = bindings(2, start - 60) + [e for i in (0, 1, 2) for e in live_event(i * 100, 2, start + i)]
+    records = [InRecord(e.stream.encode(), e.to_json(), NAMES.raw, 0, i) for i, e in enumerate(events)]
+    outs = runner.process_batch(records, start + 10, lambda key: None) + runner.tick(start + 20)
+    lanes = {o.topic: [Event.from_json(line) for line in o.value.split(b"\n")] for o in outs
+             if o.topic in (NAMES.normalized, NAMES.alarms_normalized)}
+    assert {e.kind for e in lanes[NAMES.alarms_normalized]} == {EventKind.ALARM}
+    assert len(lanes[NAMES.alarms_normalized]) == 3
+    assert EventKind.ALARM not in {e.kind for e in lanes[NAMES.normalized]}
+
+
+def test_publisher_routes_alarms_to_the_alarm_topic():
+    publisher = KafkaPublisher(producer_config({"bootstrap.servers": "127.0.0.1:9"}), NAMES.raw, NAMES.alarms_raw)
+    try:
+        alarm, vital = live_event(0, 1, 1.0)[1], live_event(0, 1, 1.0)[0]
+        assert publisher.topic_for(alarm) == NAMES.alarms_raw and publisher.topic_for(vital) == NAMES.raw
+        assert KafkaPublisher.topic_for(SimpleNamespace(topic=NAMES.raw, alarm_topic=NAMES.raw), alarm) == NAMES.raw
+    finally:
+        publisher.close(timeout_s=0)
