@@ -10,9 +10,15 @@ Figures (one run, same broker, same event set):
                                          (--rate, default 10,000 events/s) with alarms mixed in;
                                          vitals include their resolution window and grace (by design)
   latency_offered_rate_events_per_s, latency_delivered_rate_events_per_s
-Throughput is events published before the workers start, divided by the time from the
-workers being ready to the group's committed offsets reaching the end of the raw and
-normalized topics (commits every kafka.commit_interval_s: up to one interval of slack).
+Throughput: the workers first take one reading per stream and stop (each stream's first reading
+waits its reorder window, a start-up effect that would otherwise hold the whole backlog behind
+it; the streams' state is then in the changelogs). The backlog is published, the workers start
+again, and the figure is its size divided by the time from the workers being ready until stage 2
+has it all: every event read back from the normalized topics (stage 1 writes each event there
+once), and the group's committed offsets past the last of those records (stage 2 took them;
+commits every kafka.commit_interval_s: up to one interval of slack). Ends are taken from the
+records read, not from the broker's high watermarks, which the test broker reports up to a
+producer batch short.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import time
 from pathlib import Path
 
 from hub.bench import Figure, percentile
-from hub.bench.kafka_load import bench_rules, passthrough_rate, synthetic_events, wait_group_done
+from confluent_kafka import Consumer, TopicPartition
+
+from hub.bench.kafka_load import bench_rules, passthrough_rate, synthetic_events
 from hub.events import EventKind
 from hub.runtime.kafka_demo import start_worker, wait_ready
 from hub.runtime.kafka_producer import KafkaPublisher, producer_config
@@ -37,7 +45,7 @@ from hub.testing.broker import start_broker
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", metavar="HOST:PORT", help="broker to use (default: start a local test broker)")
     parser.add_argument("--rules", default="rules", help="rule folder the workers run (default: rules)")
-    parser.add_argument("--events", type=int, default=40_000, help="events per throughput run (default 40,000)")
+    parser.add_argument("--events", type=int, default=100_000, help="events per throughput run (default 100,000)")
     parser.add_argument("--devices", type=int, default=200, help="simulated monitors, 2 streams each (default 200)")
     parser.add_argument("--rate", type=float, default=10_000.0, help="offered rate of the latency run (events/s)")
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="length of the latency run (s)")
@@ -87,18 +95,77 @@ def measure_pipeline(bootstrap: str, args, work: Path, workers: int) -> float:
     names = TopicNames.from_rules(rules.kafka)
     base = {"bootstrap.servers": bootstrap}
     ensure_topics(base, topic_specs(rules.kafka))
-    preload(bootstrap, names.raw, synthetic_events(args.events, args.devices, time.time() - 3600))
-    procs = [start_worker(bootstrap, rules_dir, work / f"pipeline-{workers}-{i}.log") for i in range(workers)]
+    events = synthetic_events(args.events, args.devices, time.time() - 3600)
+    warm_up = args.devices + 2 * args.devices  # the bindings, then one reading per stream
+    preload(bootstrap, names.raw, events[:warm_up])
+    through = LineCounter(base, [names.normalized, names.alarms_normalized])
+    procs = []
     try:
-        for proc in procs:
-            wait_ready(proc, timeout_s=120)
-        started = time.perf_counter()
-        wait_group_done(base, rules.kafka.app_id, [names.raw, names.normalized, names.alarms_raw,
-                                                   names.alarms_normalized], timeout_s=600)
-        return args.events / (time.perf_counter() - started)
-    finally:
+        procs = start_workers(bootstrap, rules_dir, work / f"pipeline-{workers}-warm-up", workers)
+        through.wait_for(2 * args.devices, timeout_s=120)
+        wait_committed(base, rules.kafka.app_id, through.ends, timeout_s=120)
         for proc in procs:
             proc.stop()
+        preload(bootstrap, names.raw, events[warm_up:])
+        procs = start_workers(bootstrap, rules_dir, work / f"pipeline-{workers}", workers)
+        started = time.perf_counter()
+        through.wait_for(args.events, timeout_s=600)
+        wait_committed(base, rules.kafka.app_id, through.ends, timeout_s=600)
+        return (args.events - 2 * args.devices) / (time.perf_counter() - started)
+    finally:
+        through.stop()
+        for proc in procs:
+            proc.stop()
+
+
+def wait_committed(base: dict, group: str, ends: dict[tuple[str, int], int], timeout_s: float) -> None:
+    """Until the group's committed offsets reach `ends` (one OffsetFetch per look)."""
+    consumer = Consumer({**base, "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = [TopicPartition(topic, partition) for topic, partition in dict(ends)]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            committed = {(c.topic, c.partition): c.offset for c in consumer.committed(parts, timeout=10)}
+            if all(committed.get(key, -1) >= end for key, end in ends.items()):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"group {group} did not commit past the records read within {timeout_s}s")
+    finally:
+        consumer.close()
+
+
+def start_workers(bootstrap: str, rules_dir: Path, log_prefix: Path, count: int) -> list:
+    procs = [start_worker(bootstrap, rules_dir, f"{log_prefix}-{i}.log") for i in range(count)]
+    for proc in procs:
+        wait_ready(proc, timeout_s=120)
+    return procs
+
+
+class LineCounter:
+    """Counts the events stage 1 has written to the normalized topics (one JSON line each)."""
+
+    def __init__(self, base: dict, topics: list[str]):
+        self.count = 0
+        self.ends: dict[tuple[str, int], int] = {}  # (topic, partition) -> offset after the last record read
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=follow_topics, args=(base, topics, self._on_record),
+                                        kwargs={"stop": self._stop.is_set}, daemon=True)
+        self._thread.start()
+
+    def _on_record(self, record) -> None:
+        self.ends[(record.topic, record.partition)] = record.offset + 1
+        self.count += record.value.count(b"\n") + 1
+
+    def wait_for(self, count: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.count < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"stage 1 wrote {self.count} of {count} events within {timeout_s}s")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 def measure_latency(bootstrap: str, args, work: Path) -> list[Figure]:

@@ -7,7 +7,7 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 
 from hub.events import (Alarm, AlarmPhase, AlarmPriority, AlarmState, Association, DataClass, Device, Event,
                         EventKind, Provenance, make_event_id)
@@ -78,24 +78,6 @@ def live_event(i: int, devices: int, now: float) -> list[Event]:
                                            state=AlarmState.ACTIVE, phase=AlarmPhase.START, alarm_id=f"bench-{i}"),
             provenance=Provenance(connector="bench")))
     return out
-
-
-def wait_group_done(base: dict, group: str, topics: list[str], timeout_s: float) -> None:
-    """Until the group's committed offsets reach every partition's end."""
-    consumer = Consumer({**base, "group.id": group, "enable.auto.commit": False})
-    try:
-        parts = [TopicPartition(tp.topic, tp.partition) for tp in assign_all(consumer, topics)]
-        consumer.unassign()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            ends = {(p.topic, p.partition): consumer.get_watermark_offsets(p, timeout=10)[1] for p in parts}
-            committed = {(c.topic, c.partition): c.offset for c in consumer.committed(parts, timeout=10)}
-            if all(committed.get(k, -1) >= end for k, end in ends.items() if end > 0):
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"group {group} did not finish within {timeout_s}s")
-    finally:
-        consumer.close()
 
 
 def passthrough_rate(bootstrap: str, source: str, target: str, count: int) -> float:

@@ -19,7 +19,8 @@ import pytest
 import yaml
 from kafka_helpers import isolated_rules
 
-from hub.bench.kafka_load import live_event, synthetic_events, wait_group_done
+from hub.bench.kafka import LineCounter, wait_committed
+from hub.bench.kafka_load import live_event, synthetic_events
 from hub.events import Event, EventKind
 from hub.runtime.kafka_demo import start_worker, wait_ready
 from hub.rules.load import load_rules
@@ -59,12 +60,14 @@ def test_alarms_overtake_a_backlog_of_vitals(kafka_bootstrap, tmp_path):
         await asyncio.to_thread(publisher.close)
 
     asyncio.run(publish())
+    stage1_out = LineCounter(base, [names.normalized, names.alarms_normalized])
     worker = start_worker(kafka_bootstrap, rules_dir, tmp_path / "worker.log")
     try:
         wait_ready(worker, timeout_s=120)
-        wait_group_done(base, rules.kafka.app_id, [names.raw, names.alarms_raw, names.normalized,
-                                                   names.alarms_normalized], timeout_s=300)
+        stage1_out.wait_for(VITALS + len(alarms), timeout_s=300)  # stage 1 wrote every event
+        wait_committed(base, rules.kafka.app_id, stage1_out.ends, timeout_s=300)  # stage 2 took them all
     finally:
+        stage1_out.stop()
         worker.stop()
 
     normalized = read_topics(base, [names.normalized, names.alarms_normalized])
