@@ -51,7 +51,7 @@ from hub.runtime.kafka_metrics import BATCH_SECONDS, CACHED_KEYS, CHECKPOINT_SEC
 from hub.runtime.kafka_producer import RecordSender, producer_config
 from hub.runtime.kafka_read import read_latest
 from hub.runtime.kafka_settings import KafkaSettings, confluent_config, faust_settings
-from hub.runtime.kafka_stages import InRecord, OutRecord, StageOneRunner, StageTwoRunner, StateWrite
+from hub.runtime.kafka_stages import HandOver, InRecord, OutRecord, StageOneRunner, StageTwoRunner, StateWrite
 from hub.runtime.kafka_topics import STAGE1_TABLE, STAGE2_TABLE, TopicNames, ensure_topics, topic_specs
 
 log = get_logger("kafka.worker")
@@ -85,8 +85,9 @@ class KafkaWorker:
                                            value_type=bytes)
         self.stage2_table = self.app.Table(STAGE2_TABLE, partitions=k.partitions, key_type=bytes,
                                            value_type=bytes)
-        self.stage1 = StageOneRunner(rules, self.names)
-        self.stage2 = StageTwoRunner(rules, self.names)
+        handed_over = HandOver()  # stage 1's events for stage 2, when this worker reads them back
+        self.stage1 = StageOneRunner(rules, self.names, handed_over)
+        self.stage2 = StageTwoRunner(rules, self.names, handed_over)
         self.lock1 = asyncio.Lock()
         self.lock2 = asyncio.Lock()
         self.sender: RecordSender | None = None

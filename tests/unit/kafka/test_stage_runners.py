@@ -17,7 +17,8 @@ from hub.events import Event, EventKind
 from hub.rules.load import load_rules
 from hub.runtime.kafka_batches import ack_range
 from hub.runtime.kafka_producer import KafkaPublisher, producer_config
-from hub.runtime.kafka_stages import InRecord, StageOneRunner, StageTwoRunner, unpack_state
+from hub.runtime.kafka_stages import (HandOver, InRecord, StageOneRunner, StageTwoRunner, split_normalized,
+                                      unpack_state)
 from hub.runtime.kafka_topics import TopicNames
 
 RULES = load_rules("rules")
@@ -35,36 +36,60 @@ def raw_records(start: float, devices: int = 6, seconds: int = 12) -> list[InRec
     return [InRecord(e.stream.encode(), e.to_json(), NAMES.raw, 0, i) for i, e in enumerate(events)]
 
 
-def run_with_checkpoints(memo: bool) -> list[list[tuple[bytes, dict]]]:
+def run_with_checkpoints(memo: bool, handed_over: HandOver | None = None):
     """Stage 1 then stage 2 over the records in batches, a checkpoint every second batch: the
-    state each checkpoint writes (unpacked), in key order."""
+    state each checkpoint writes (unpacked), in key order, and every record stage 2 wrote."""
     start = 1_700_000_000.0
-    one, two = StageOneRunner(RULES, NAMES), StageTwoRunner(RULES, NAMES)
+    one, two = StageOneRunner(RULES, NAMES, handed_over), StageTwoRunner(RULES, NAMES, handed_over)
     if not memo:
         one.memo.encode = two.memo.encode = lambda event: event.to_json().decode()
-    records, written, offset = raw_records(start), [], 0
+    records, written, offset, stage2_out = raw_records(start), [], 0, []
     for i in range(0, len(records), 20):
         now = start + i / 20 * 0.5
         outs = one.process_batch(records[i:i + 20], now, lambda key: None) + one.tick(now)
         normalized = [o for o in outs if o.topic == NAMES.normalized]
         inputs = [InRecord(o.key, o.value, NAMES.normalized, 0, offset + n) for n, o in enumerate(normalized)]
         offset += len(inputs)
-        two.process_batch(inputs, now, lambda key: None)
-        two.tick(now)
+        stage2_out += two.process_batch(inputs, now, lambda key: None) + two.tick(now)
         if (i // 20) % 2:
             writes = one.take_state_writes() + two.take_state_writes()
             written.append(sorted((w.key, unpack_state(w.value)) for w in writes))
-    return written
+    return written, [(o.topic, o.key, o.value, o.headers) for o in stage2_out]
 
 
 def test_memo_writes_the_same_state_as_serialising_every_time():
-    with_memo, without = run_with_checkpoints(memo=True), run_with_checkpoints(memo=False)
+    (with_memo, _), (without, _) = run_with_checkpoints(memo=True), run_with_checkpoints(memo=False)
     assert with_memo == without
     held = sum(len(state["state"]["reorder"]["held"]) for checkpoint in with_memo for key, state in checkpoint
                if "state" in state)
     buckets = sum(len(state["resolver"]["buckets"]) for checkpoint in with_memo for key, state in checkpoint
                   if "resolver" in state)
     assert held > 0 and buckets > 0  # the memo had held events and open buckets to serve
+
+
+def test_handed_over_events_give_the_same_outputs_and_state_as_decoding():
+    handed_over = HandOver()
+    taken = []
+    take = handed_over.take
+    handed_over.take = lambda line: taken.append(take(line)) or taken[-1]
+    assert run_with_checkpoints(memo=True, handed_over=handed_over) == run_with_checkpoints(memo=True)
+    hits = sum(event is not None for event in taken)
+    assert hits == len(taken) > 0  # every line stage 2 read was stage 1's own, none decoded again
+    assert handed_over.lines == {}  # each taken once, nothing left behind
+
+
+def test_hand_over_takes_exact_lines_once_and_stays_bounded():
+    handed_over = HandOver(limit=2)
+    events = [numeric(0, 0, t, 1.0 + t, 1.0 + t) for t in range(3)]
+    for event in events:
+        handed_over.put(event.to_json(), event)
+    assert handed_over.take(events[0].to_json()) is None  # the oldest went when the third came
+    assert handed_over.take(events[1].to_json() + b" ") is None  # not byte-identical: decoded instead
+    assert handed_over.take(events[1].to_json()) is events[1]
+    assert handed_over.take(events[1].to_json()) is None  # a replayed copy is decoded
+    record = InRecord(b"P", events[2].to_json() + b"\n" + events[0].to_json(), NAMES.normalized, 0, 0)
+    split = list(split_normalized([record], handed_over))
+    assert split[0][2] is events[2] and split[1][2] == events[0] and split[1][2] is not events[0]
 
 
 def test_memo_serves_identity_only():
