@@ -9,6 +9,7 @@ to `ack_log`) only after `await emit(event)` returned, like a real connector.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import time
 from collections.abc import Callable
@@ -122,15 +123,22 @@ class SyntheticTraffic:
         started = time.monotonic()
         while not self._stopping and not self.done:
             elapsed = time.monotonic() - started
-            batch = []  # everything due this tick, emitted together (devices are concurrent)
+            batch = []  # everything due this tick: streams concurrently, each stream's events in turn
             for spec in self.streams:
                 due = int(elapsed * spec.rate_per_s * self.rate_scale) + 1
                 batch += [spec] * max(0, due - self._seq[spec.stream])
             if self.max_events is not None:
                 batch = batch[: max(0, self.max_events - self._issued)]
             if batch:
-                await asyncio.gather(*(self._emit_one(emit, spec) for spec in batch))
+                due_now = collections.Counter(batch)
+                await asyncio.gather(*(self._emit_in_turn(emit, spec, n) for spec, n in due_now.items()))
             await asyncio.sleep(self.tick_s)
+
+    async def _emit_in_turn(self, emit: Emit, spec: StreamSpec, count: int) -> None:
+        """A device sends its next reading once the previous one was taken (per-stream order even
+        when a publish fails and is sent again)."""
+        for _ in range(count):
+            await self._emit_one(emit, spec)
 
     async def _burst(self, emit: Emit, specs) -> None:
         while not self._stopping and (self.max_events is None or self._issued < self.max_events):

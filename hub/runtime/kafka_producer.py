@@ -57,7 +57,8 @@ class KafkaPublisher:
         self.alarm_topic = alarm_topic or topic
         self._config = {**config, "error_cb": self._on_error}
         self._producer = Producer(self._config)
-        self._waiting: set[asyncio.Future] = set()  # publishes not yet settled (event loop thread only)
+        # publishes not yet settled, in the order produced (event loop thread only)
+        self._waiting: dict[asyncio.Future, None] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stuck: KafkaError | None = None  # set by a delivery report (poll thread): replace the producer
         self._stop = threading.Event()
@@ -101,8 +102,8 @@ class KafkaPublisher:
             except BufferError:  # local queue full: back-pressure until the broker catches up
                 await asyncio.sleep(0.005)
         self._loop = loop
-        self._waiting.add(future)
-        future.add_done_callback(self._waiting.discard)
+        self._waiting[future] = None
+        future.add_done_callback(self._forget)
         if producer is not self._producer:  # replaced meanwhile: the old one will never report
             settle(future, KafkaError(KafkaError._PURGE_QUEUE), topic, started)
         return future
@@ -139,8 +140,12 @@ class KafkaPublisher:
         except KafkaException:
             pass
 
+    def _forget(self, future: asyncio.Future) -> None:
+        self._waiting.pop(future, None)
+
     def _fail_waiting(self, err: KafkaError) -> None:
-        """Event loop thread: every publish not yet acknowledged fails with a retriable SinkError."""
+        """Event loop thread: every publish not yet acknowledged fails with a retriable SinkError, in
+        the order they were produced (callers that re-send in that order keep their order per key)."""
         for future in list(self._waiting):
             settle(future, err, self.topic, 0.0)
 
