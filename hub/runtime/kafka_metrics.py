@@ -9,7 +9,7 @@ PUBLISH_FAILURES = Counter(
     "devsync_kafka_publish_failures_total",
     "Records the broker did not acknowledge (the caller got SinkError and must retry).", ["topic", "reason"])
 PUBLISH_SECONDS = Histogram(
-    "devsync_kafka_publish_seconds", "Time from produce() to the broker's acknowledgement.",
+    "devsync_kafka_publish_seconds", "Time from a publish call to the broker's acknowledgement of all its records.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 STAGE_EVENTS = Counter(
     "devsync_kafka_stage_events_total",

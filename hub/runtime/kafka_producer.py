@@ -25,6 +25,7 @@ producer id), instead of leaving publishes waiting or failing forever.
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 import time
 from collections.abc import Iterable
@@ -50,7 +51,7 @@ def producer_config(base: dict, *, linger_ms: int = 5, timeout_s: float = 30.0) 
 
 
 class KafkaPublisher:
-    """One idempotent producer with a poll thread that turns delivery reports into futures."""
+    """One idempotent producer with a poll thread whose delivery reports settle each publish call."""
 
     def __init__(self, config: dict, topic: str, alarm_topic: str | None = None):
         self.topic = topic
@@ -58,9 +59,13 @@ class KafkaPublisher:
         self._config = {**config, "error_cb": self._on_error}
         self._producer = Producer(self._config)
         # publishes not yet settled, in the order produced (event loop thread only)
-        self._waiting: dict[asyncio.Future, None] = {}
+        self._waiting: dict[Publish, None] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stuck: KafkaError | None = None  # set by a delivery report (poll thread): replace the producer
+        # delivery reports (poll thread) waiting to settle their futures (event loop thread): one
+        # wake-up of the loop per poll, not per record (a wake-up is a system call)
+        self._reports: collections.deque = collections.deque()
+        self._settling_scheduled = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll_loop, name="kafka-publish-poll", daemon=True)
         self._thread.start()
@@ -71,42 +76,46 @@ class KafkaPublisher:
 
     async def publish_many(self, events: Iterable[Event]) -> None:
         """Publish events in order; return when all are acknowledged; SinkError if any is not."""
-        loop = asyncio.get_running_loop()
-        futures = [await self._produce(loop, self.topic_for(e), e.stream.encode(), e.to_json()) for e in events]
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise errors[0]
+        topic_for = self.topic_for
+        await self._publish([(topic_for(e), e.stream.encode(), e.to_json(), None) for e in events])
+
+    async def publish_encoded(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
+        """Publish records already encoded, (topic, key, value) each, in order; as publish_many."""
+        await self._publish([(topic, key, value, None) for topic, key, value in records])
 
     def topic_for(self, event: Event) -> str:
         return self.alarm_topic if event.kind is EventKind.ALARM else self.topic
 
     async def publish_raw(self, topic: str, key: bytes | None, value: bytes, headers: list | None = None) -> None:
-        loop = asyncio.get_running_loop()
-        await await_future(await self._produce(loop, topic, key, value, headers))
+        await self._publish([(topic, key, value, headers)])
 
-    async def _produce(self, loop, topic: str, key, value, headers=None) -> asyncio.Future:
-        future = loop.create_future()
-        started = time.perf_counter()
+    async def _publish(self, records: list[tuple]) -> None:
+        loop = asyncio.get_running_loop()
+        publish = Publish(loop.create_future(), len(records))
+        if not records:
+            return
+        self._loop = loop
+        self._waiting[publish] = None
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:  # poll thread
             if err is not None and err.code() in STUCK:
                 self._stuck = err
-            loop.call_soon_threadsafe(settle, future, err, topic, started)
+            self._reports.append((publish, err, msg.topic()))
+            if not self._settling_scheduled:
+                self._settling_scheduled = True
+                loop.call_soon_threadsafe(self._settle_reports)
 
-        while True:
-            producer = self._producer
-            try:
-                producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
-                break
-            except BufferError:  # local queue full: back-pressure until the broker catches up
-                await asyncio.sleep(0.005)
-        self._loop = loop
-        self._waiting[future] = None
-        future.add_done_callback(self._forget)
-        if producer is not self._producer:  # replaced meanwhile: the old one will never report
-            settle(future, KafkaError(KafkaError._PURGE_QUEUE), topic, started)
-        return future
+        for topic, key, value, headers in records:
+            while True:
+                producer = self._producer
+                try:
+                    producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+                    break
+                except BufferError:  # local queue full: back-pressure until the broker catches up
+                    await asyncio.sleep(0.005)
+            if producer is not self._producer:  # replaced meanwhile: the old one will never report
+                self._failed(publish, KafkaError(KafkaError._PURGE_QUEUE), topic)
+        await publish.future
 
     def flush(self, timeout_s: float = 30.0) -> int:
         return self._producer.flush(timeout_s)
@@ -140,35 +149,70 @@ class KafkaPublisher:
         except KafkaException:
             pass
 
-    def _forget(self, future: asyncio.Future) -> None:
-        self._waiting.pop(future, None)
+    def _settle_reports(self) -> None:
+        """Event loop thread: count in every delivery report received so far."""
+        self._settling_scheduled = False  # before draining: a report appended from now on schedules again
+        reports, running, acked = self._reports, asyncio.get_running_loop(), collections.Counter()
+        while reports:
+            publish, err, topic = reports.popleft()
+            if publish.future.get_loop() is not running:  # published from another event loop
+                publish.future.get_loop().call_soon_threadsafe(self._report_one, publish, err, topic)
+            elif err is not None:
+                self._failed(publish, err, topic)
+            else:
+                acked[topic] += 1
+                publish.remaining -= 1
+                if publish.remaining == 0:
+                    self._acknowledged(publish)
+        for topic, count in acked.items():
+            PUBLISHED.labels(topic).inc(count)
+
+    def _report_one(self, publish: Publish, err: KafkaError | None, topic: str) -> None:
+        if err is not None:
+            self._failed(publish, err, topic)
+            return
+        PUBLISHED.labels(topic).inc()
+        publish.remaining -= 1
+        if publish.remaining == 0:
+            self._acknowledged(publish)
+
+    def _acknowledged(self, publish: Publish) -> None:
+        self._waiting.pop(publish, None)
+        if not publish.future.done():
+            PUBLISH_SECONDS.observe(time.perf_counter() - publish.started)
+            publish.future.set_result(None)
+
+    def _failed(self, publish: Publish, err: KafkaError, topic: str) -> None:
+        """A record of the publish was not acknowledged: the whole publish fails (retriable)."""
+        self._waiting.pop(publish, None)
+        PUBLISH_FAILURES.labels(topic, err.name()).inc()
+        log.error("delivery failed", topic=topic, code=err.name(), reason=err.str(), retriable=True)
+        if not publish.future.done():
+            publish.future.set_exception(SinkError(
+                f"kafka topic {topic}: delivery failed ({err.name()}: {err.str()}); retry the publish",
+                retriable=True, retry_after=0.5))
 
     def _fail_waiting(self, err: KafkaError) -> None:
         """Event loop thread: every publish not yet acknowledged fails with a retriable SinkError, in
         the order they were produced (callers that re-send in that order keep their order per key)."""
-        for future in list(self._waiting):
-            settle(future, err, self.topic, 0.0)
+        for publish in list(self._waiting):
+            self._failed(publish, err, self.topic)
 
     def _on_error(self, err: KafkaError) -> None:
         log.warning("producer error", topic=self.topic, code=err.name(), reason=err.str(), fatal=err.fatal())
 
 
-def settle(future: asyncio.Future, err: KafkaError | None, topic: str, started: float) -> None:
-    if future.done():
-        return
-    if err is None:
-        PUBLISHED.labels(topic).inc()
-        PUBLISH_SECONDS.observe(time.perf_counter() - started)
-        future.set_result(None)
-        return
-    PUBLISH_FAILURES.labels(topic, err.name()).inc()
-    log.error("delivery failed", topic=topic, code=err.name(), reason=err.str(), retriable=True)
-    future.set_exception(SinkError(f"kafka topic {topic}: delivery failed ({err.name()}: {err.str()}); "
-                                   "retry the publish", retriable=True, retry_after=0.5))
+class Publish:
+    """One publish call: its future settles once every record is acknowledged, or one fails."""
 
+    __slots__ = ("future", "remaining", "started")
 
-async def await_future(future: asyncio.Future) -> None:
-    await future
+    def __init__(self, future: asyncio.Future, records: int):
+        self.future = future
+        self.remaining = records
+        self.started = time.perf_counter()
+        if records == 0:
+            future.set_result(None)
 
 
 class RecordSender:
