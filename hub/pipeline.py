@@ -205,12 +205,18 @@ class Stage1:
         fields.update(changes)
         out.ready.append(trusted(Event, fields))
 
-    def apply_binding(self, event: Event, out: Stage1Output) -> None:
+    def apply_binding(self, event: Event, out: Stage1Output, release_parked: bool = True) -> None:
+        """Apply a binding and (unless the caller applies several first) release what it binds."""
         if event.association is None:
             out.dlq.append((event, "association event without an association body"))
             return
         apply_association(self.associations, event.association)
         out.associations.append(event)
+        if release_parked:
+            self.release_parked(out)
+
+    def release_parked(self, out: Stage1Output) -> None:
+        """Every parked event the bindings now cover goes on (one pass over the parking lot)."""
         released = self.parking.retry(self.associations)
         out.unparked += len(released)
         out.unparked_ids += [e.event_id for e in released]

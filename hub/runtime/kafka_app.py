@@ -129,9 +129,9 @@ class KafkaWorker:
             return await faust_commit(*args, **kwargs)  # 5. then offsets
 
         consumer.commit = commit_after_checkpoint
-        self.sender = RecordSender(producer_config(self.client_config, linger_ms=1))
         self.bindings = BindingReader(self.client_config, self.names.associations, self.stage1.bindings)
-        await asyncio.to_thread(self.bindings.start)
+        await asyncio.to_thread(self.bindings.start)  # every binding known before the first batch
+        self.sender = RecordSender(producer_config(self.client_config, linger_ms=1))  # batches start now
         settle_garbage_collector()
         log.info("worker started", app_id=self.rules.kafka.app_id, partitions=self.rules.kafka.partitions)
 

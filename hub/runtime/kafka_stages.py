@@ -228,14 +228,17 @@ class StageOneRunner:
         return outs
 
     def apply_bindings(self, outs: list[OutRecord], now: float) -> None:
-        """Bindings read from the associations topic (this and every other worker's)."""
+        """Bindings read from the associations topic (this and every other worker's): all that
+        arrived, then one pass over the parked events (not one pass per binding)."""
+        out = Stage1Output()
         while True:
             try:
                 event = self.bindings.get_nowait()
             except queue.Empty:
-                return
-            out = Stage1Output()
-            self.stage.apply_binding(event, out)
+                break
+            self.stage.apply_binding(event, out, release_parked=False)
+        if out.associations or out.dlq:
+            self.stage.release_parked(out)
             out.associations.clear()  # already on the topic
             self.collect(out, outs)
 
