@@ -10,6 +10,11 @@ Figures (one run, same broker, same event set):
                                          (--rate, default 10,000 events/s) with alarms mixed in;
                                          vitals include their resolution window and grace (by design)
   latency_offered_rate_events_per_s, latency_delivered_rate_events_per_s
+  passthrough_latency_p50_s, passthrough_latency_p99_s
+                                         the raw broker's floor under those latencies, in the same run:
+                                         the same publishing, two confluent-kafka relays (raw ->
+                                         normalized -> observations: the two stages' hops, no
+                                         processing) and the same reader
 Throughput: the workers first take one reading per stream and stop (each stream's first reading
 waits its reorder window, a start-up effect that would otherwise hold the whole backlog behind
 it; the streams' state is then in the changelogs). The backlog is published, the workers start
@@ -30,11 +35,11 @@ import threading
 import time
 from pathlib import Path
 
-from hub.bench import Figure, percentile
 from confluent_kafka import Consumer, TopicPartition
 
-from hub.bench.kafka_load import bench_rules, passthrough_rate, synthetic_events
-from hub.events import EventKind
+from hub.bench import Figure, percentile
+from hub.bench.kafka_load import bench_rules, passthrough_rate, relay, synthetic_events
+from hub.events import Event, EventKind
 from hub.runtime.kafka_demo import start_worker, wait_ready
 from hub.runtime.kafka_producer import KafkaPublisher, producer_config
 from hub.runtime.kafka_read import follow_topics
@@ -60,6 +65,7 @@ def run(args: argparse.Namespace) -> list[Figure]:
         one = measure_pipeline(bootstrap, args, work, workers=1)
         two = measure_pipeline(bootstrap, args, work, workers=2)
         latency = measure_latency(bootstrap, args, work)
+        floor = measure_passthrough_latency(bootstrap, args, work)
     finally:
         if broker is not None:
             broker.stop()
@@ -69,6 +75,7 @@ def run(args: argparse.Namespace) -> list[Figure]:
         Figure("kafka_pipeline_events_per_s_2_workers", two, "events/s"),
         Figure("kafka_pipeline_ratio", one / passthrough if passthrough else 0.0, "ratio"),
         *latency,
+        *floor,
     ]
 
 
@@ -176,17 +183,8 @@ def measure_latency(bootstrap: str, args, work: Path) -> list[Figure]:
     total = int(args.rate * args.latency_seconds)
     latencies: dict[str, list[float]] = {"alarm": [], "vital": []}
     stop = threading.Event()
-
-    def on_record(record) -> None:
-        arrived = time.time()
-        from hub.events import Event
-
-        event = Event.from_json(record.value)
-        kind = "alarm" if event.kind is EventKind.ALARM else "vital"
-        latencies[kind].append(arrived - event.received_time)
-
     proc = start_worker(bootstrap, rules_dir, work / "latency.log")
-    reader = threading.Thread(target=follow_topics, args=(base, [names.observations], on_record),
+    reader = threading.Thread(target=follow_topics, args=(base, [names.observations], latencies_into(latencies)),
                               kwargs={"stop": stop.is_set}, daemon=True)
     try:
         wait_ready(proc, timeout_s=120)
@@ -206,24 +204,68 @@ def measure_latency(bootstrap: str, args, work: Path) -> list[Figure]:
     ]
 
 
+def latencies_into(latencies: dict[str, list[float]]):
+    """A reader's on_record: publish -> read back (s) of each alarm and reading, by kind (bindings
+    are left out: they were published an hour back on purpose)."""
+    def on_record(record) -> None:
+        arrived = time.time()
+        event = Event.from_json(record.value)
+        if event.kind is EventKind.ALARM:
+            latencies["alarm"].append(arrived - event.received_time)
+        elif event.kind is not EventKind.ASSOCIATION:
+            latencies["vital"].append(arrived - event.received_time)
+
+    return on_record
+
+
+def measure_passthrough_latency(bootstrap: str, args, work: Path) -> list[Figure]:
+    """The same steady publishing through two raw relays (the stages' two hops, no processing)."""
+    rules_dir, rules = bench_rules(work / "passthrough-latency", args.rules)
+    names = TopicNames.from_rules(rules.kafka)
+    base = {"bootstrap.servers": bootstrap}
+    ensure_topics(base, topic_specs(rules.kafka))
+    latencies: dict[str, list[float]] = {"alarm": [], "vital": []}
+    stop = threading.Event()
+    threads = [threading.Thread(target=relay, args=(base, [names.raw, names.alarms_raw], names.normalized),
+                                kwargs={"until": stop.is_set}, daemon=True),
+               threading.Thread(target=relay, args=(base, [names.normalized], names.observations),
+                                kwargs={"until": stop.is_set}, daemon=True),
+               threading.Thread(target=follow_topics, args=(base, [names.observations], latencies_into(latencies)),
+                                kwargs={"stop": stop.is_set}, daemon=True)]
+    try:
+        for thread in threads:
+            thread.start()
+        asyncio.run(publish_steady(bootstrap, names, args, int(args.rate * args.latency_seconds)))
+        time.sleep(2.0)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    every = latencies["alarm"] + latencies["vital"]
+    return [Figure("passthrough_latency_p50_s", percentile(every, 50), "s"),
+            Figure("passthrough_latency_p99_s", percentile(every, 99), "s")]
+
+
 async def publish_steady(bootstrap: str, names: TopicNames, args, total: int) -> float:
     """Publish at args.rate in 10 ms slices, stamping received_time at publish, alarms to the alarm
     lane as `devsync run` does; returns the achieved rate."""
-    from hub.bench.kafka_load import bindings, live_event
+    from hub.bench.kafka_load import bindings, live_records
 
     publisher = KafkaPublisher(producer_config({"bootstrap.servers": bootstrap}, linger_ms=1), names.raw,
                                names.alarms_raw)
     await publisher.publish_many(bindings(args.devices, time.time() - 3600))
+    lanes = {False: names.raw, True: names.alarms_raw}
     started = time.time()
     sent = 0
     pending = []
     while sent < total:
         due = min(total, int((time.time() - started) * args.rate) + 1)
         now = time.time()
-        batch = [e for i in range(sent, due) for e in live_event(i, args.devices, now)]
+        batch = [(lanes[alarm], key, value) for i in range(sent, due)
+                 for alarm, key, value in live_records(i, args.devices, now)]
         sent = due
         if batch:
-            pending.append(asyncio.ensure_future(publisher.publish_many(batch)))
+            pending.append(asyncio.ensure_future(publisher.publish_encoded(batch)))
         await asyncio.sleep(0.01)
     await asyncio.gather(*pending)
     rate = total / (time.time() - started)

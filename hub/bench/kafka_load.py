@@ -1,18 +1,20 @@
-"""Load for `devsync bench kafka`: synthetic monitors, the passthrough baseline, group progress."""
+"""Load for `devsync bench kafka`: synthetic monitors and the raw broker baseline (relay)."""
 
 from __future__ import annotations
 
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 from confluent_kafka import Consumer, Producer
 
 from hub.events import (Alarm, AlarmPhase, AlarmPriority, AlarmState, Association, DataClass, Device, Event,
                         EventKind, Provenance, make_event_id)
 from hub.rules.load import load_rules
-from hub.runtime.kafka_read import assign_all
+from hub.runtime.kafka_read import READER_FETCH_WAIT_S, assign_all
 
 CODES = (("147842", "/min", 78.0), ("150456", "%", 96.0))  # heart rate, SpO2 (known to the default rules)
 
@@ -70,47 +72,92 @@ def live_event(i: int, devices: int, now: float) -> list[Event]:
     d, slot = i % devices, i // devices
     out = [numeric(d, slot % 2, slot // 2, now, now)]
     if i % 100 == 0:
-        dev = device_id(d)
-        out.append(Event(
-            event_id=make_event_id(dev, "alarm", i), kind=EventKind.ALARM, data_class=DataClass.ALARM,
-            device=Device(id=dev, type="multi-parameter-monitor"), stream=f"{dev}/alarms", seq=i, device_time=now,
-            received_time=now, alarm=Alarm(condition=f"MDC_EVT_BENCH_{i}", priority=AlarmPriority.HIGH,
-                                           state=AlarmState.ACTIVE, phase=AlarmPhase.START, alarm_id=f"bench-{i}"),
-            provenance=Provenance(connector="bench")))
+        out.append(live_alarm(i, devices, now))
+    return out
+
+
+def live_alarm(i: int, devices: int, now: float) -> Event:
+    dev = device_id(i % devices)
+    return Event(
+        event_id=make_event_id(dev, "alarm", i), kind=EventKind.ALARM, data_class=DataClass.ALARM,
+        device=Device(id=dev, type="multi-parameter-monitor"), stream=f"{dev}/alarms", seq=i, device_time=now,
+        received_time=now, alarm=Alarm(condition=f"MDC_EVT_BENCH_{i}", priority=AlarmPriority.HIGH,
+                                       state=AlarmState.ACTIVE, phase=AlarmPhase.START, alarm_id=f"bench-{i}"),
+        provenance=Provenance(connector="bench"))
+
+
+_NUMERIC_TEMPLATES: dict[tuple[int, int], dict] = {}
+
+
+def live_records(i: int, devices: int, now: float) -> list[tuple[bool, bytes, bytes]]:
+    """live_event(i) encoded, as (is_alarm, key, JSON): the same JSON a connector publishes, built
+    from a per-stream template. Building a validated Event per reading cost the load generator
+    more CPU than the worker spends on it, on the machine the worker shares with it."""
+    d, slot = i % devices, i // devices
+    code_index, seq = slot % 2, slot // 2
+    template = _NUMERIC_TEMPLATES.get((d, code_index))
+    if template is None:
+        template = _NUMERIC_TEMPLATES[(d, code_index)] = numeric(d, code_index, 0, 0.0, 0.0).model_dump(mode="json")
+    code, _, base = CODES[code_index]
+    reading = {**template, "event_id": make_event_id(template["device"]["id"], code, seq), "seq": seq,
+               "device_time": now, "received_time": now, "value_sent": base + (seq % 7) - 3}
+    out = [(False, template["stream"].encode(), orjson.dumps(reading))]
+    if i % 100 == 0:
+        alarm = live_alarm(i, devices, now)
+        out.append((True, alarm.stream.encode(), alarm.to_json()))
     return out
 
 
 def passthrough_rate(bootstrap: str, source: str, target: str, count: int) -> float:
-    """consume -> produce (idempotent, acks=all) -> commit every second, no stages: events/s."""
-    base = {"bootstrap.servers": bootstrap}
-    consumer = Consumer({**base, "group.id": f"bench-pass-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
-    producer = Producer({**base, "enable.idempotence": True, "acks": "all", "linger.ms": 1})
-    assign_all(consumer, [source])
+    """relay() of `count` readings (bindings not counted), timed from the first record: events/s."""
     seen = 0
     started = None
-    last_commit = time.monotonic()
     deadline = time.monotonic() + 300
-    while seen < count and time.monotonic() < deadline:
-        for msg in consumer.consume(2000, 0.5):
-            if msg.error():
-                continue
-            started = started or time.perf_counter()
-            while True:
-                try:
-                    producer.produce(target, msg.value(), msg.key())
-                    break
-                except BufferError:
-                    producer.poll(0.01)
-            if msg.key() and not msg.key().startswith(b"adt/"):
-                seen += 1
-        producer.poll(0)
-        if time.monotonic() - last_commit > 1.0:
-            producer.flush()
-            consumer.commit(asynchronous=False)
-            last_commit = time.monotonic()
-    producer.flush()
-    consumer.commit(asynchronous=False)
+
+    def counted(msg) -> None:
+        nonlocal seen, started
+        started = started or time.perf_counter()
+        if msg.key() and not msg.key().startswith(b"adt/"):
+            seen += 1
+
+    relay({"bootstrap.servers": bootstrap}, [source], target,
+          until=lambda: seen >= count or time.monotonic() > deadline, on_relayed=counted)
     elapsed = time.perf_counter() - (started or time.perf_counter())
-    consumer.close()
     return seen / elapsed if elapsed > 0 else 0.0
+
+
+def relay(base: dict, sources: list[str], target: str, *, until: Callable[[], bool],
+          on_relayed: Callable | None = None, fetch_wait_s: float = READER_FETCH_WAIT_S) -> None:
+    """The raw broker's share of a stage: consume -> produce (idempotent, acks=all) -> commit every
+    second, no processing, until until(). Fetches wait at most as long as a worker's do."""
+    consumer = Consumer({**base, "group.id": f"bench-pass-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "isolation.level": "read_committed",
+                         "fetch.wait.max.ms": int(fetch_wait_s * 1000)})
+    producer = Producer({**base, "enable.idempotence": True, "acks": "all", "linger.ms": 1})
+    assign_all(consumer, sources)
+    last_commit = time.monotonic()
+    relayed = False  # since the last commit (committing nothing is an error)
+    try:
+        while not until():
+            for msg in consumer.consume(2000, 0.05):
+                if msg.error():
+                    continue
+                relayed = True
+                while True:
+                    try:
+                        producer.produce(target, msg.value(), msg.key())
+                        break
+                    except BufferError:
+                        producer.poll(0.01)
+                if on_relayed is not None:
+                    on_relayed(msg)
+            producer.poll(0)
+            if time.monotonic() - last_commit > 1.0 and relayed:
+                producer.flush()
+                consumer.commit(asynchronous=False)
+                last_commit, relayed = time.monotonic(), False
+        producer.flush()
+        if relayed:
+            consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()

@@ -12,7 +12,7 @@ from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from hub.bench.kafka_load import bindings, live_event, numeric
+from hub.bench.kafka_load import bindings, live_event, live_records, numeric
 from hub.events import Event, EventKind
 from hub.rules.load import load_rules
 from hub.runtime.kafka_batches import ack_range
@@ -153,3 +153,34 @@ def test_publisher_routes_alarms_to_the_alarm_topic():
         assert KafkaPublisher.topic_for(SimpleNamespace(topic=NAMES.raw, alarm_topic=NAMES.raw), alarm) == NAMES.raw
     finally:
         publisher.close(timeout_s=0)
+
+
+def test_bench_live_records_are_the_live_events_encoded():
+    """The bench's template-built JSON decodes to the very events a connector would publish."""
+    for i in (0, 1, 57, 100, 401, 9_999):
+        records = live_records(i, 200, 1_700_000_123.25)
+        events = live_event(i, 200, 1_700_000_123.25)
+        assert [Event.from_json(value) for _, _, value in records] == events
+        assert [(alarm, key) for alarm, key, _ in records] == [
+            (e.kind is EventKind.ALARM, e.stream.encode()) for e in events]
+
+
+def test_late_bindings_release_every_parked_event_in_one_pass():
+    """Readings before their bindings are parked; the bindings a tick finds release them all, with
+    one pass over the parking lot however many bindings came (not one per binding)."""
+    start = 1_700_000_000.0
+    runner = StageOneRunner(RULES, NAMES)
+    readings = [numeric(d, 0, t, start + t, start + t) for t in range(3) for d in range(4)]
+    records = [InRecord(e.stream.encode(), e.to_json(), NAMES.raw, 0, i) for i, e in enumerate(readings)]
+    outs = runner.process_batch(records, start + 10, lambda key: None) + runner.tick(start + 20)
+    assert not [o for o in outs if o.topic == NAMES.normalized]
+    assert len(runner.stage.parking.parked) == len(readings)
+    passes = []
+    retry = runner.stage.parking.retry
+    runner.stage.parking.retry = lambda state: passes.append(state) or retry(state)
+    for binding in bindings(4, start - 60):
+        runner.bindings.put(binding)
+    outs = runner.tick(start + 21)
+    released = [Event.from_json(line) for o in outs if o.topic == NAMES.normalized for line in o.value.split(b"\n")]
+    assert sorted(e.event_id for e in released) == sorted(e.event_id for e in readings)
+    assert len(passes) == 1 and not runner.stage.parking.parked
