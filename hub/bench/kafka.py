@@ -10,6 +10,8 @@ Figures (one run, same broker, same event set):
                                          (--rate, default 10,000 events/s) with alarms mixed in;
                                          vitals include their resolution window and grace (by design)
   latency_offered_rate_events_per_s, latency_delivered_rate_events_per_s
+  ..._low_rate                           the same latency figures at --low-rate (default 2,000
+                                         events/s), a rate one worker keeps up with
   passthrough_latency_p50_s, passthrough_latency_p99_s
                                          the raw broker's floor under those latencies, in the same run:
                                          the same publishing, two confluent-kafka relays (raw ->
@@ -53,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=100_000, help="events per throughput run (default 100,000)")
     parser.add_argument("--devices", type=int, default=200, help="simulated monitors, 2 streams each (default 200)")
     parser.add_argument("--rate", type=float, default=10_000.0, help="offered rate of the latency run (events/s)")
-    parser.add_argument("--latency-seconds", type=float, default=10.0, help="length of the latency run (s)")
+    parser.add_argument("--low-rate", type=float, default=2_000.0,
+                        help="offered rate of a second latency run, below one worker's capacity (events/s; 0: none)")
+    parser.add_argument("--latency-seconds", type=float, default=10.0, help="length of each latency run (s)")
 
 
 def run(args: argparse.Namespace) -> list[Figure]:
@@ -64,8 +68,11 @@ def run(args: argparse.Namespace) -> list[Figure]:
         passthrough = measure_passthrough(bootstrap, args, work)
         one = measure_pipeline(bootstrap, args, work, workers=1)
         two = measure_pipeline(bootstrap, args, work, workers=2)
-        latency = measure_latency(bootstrap, args, work)
-        floor = measure_passthrough_latency(bootstrap, args, work)
+        latency = measure_latency(bootstrap, args, work, args.rate)
+        floor = measure_passthrough_latency(bootstrap, args, work, args.rate)
+        if args.low_rate:
+            latency += measure_latency(bootstrap, args, work, args.low_rate, "_low_rate")
+            floor += measure_passthrough_latency(bootstrap, args, work, args.low_rate, "_low_rate")
     finally:
         if broker is not None:
             broker.stop()
@@ -175,32 +182,33 @@ class LineCounter:
         self._thread.join(10)
 
 
-def measure_latency(bootstrap: str, args, work: Path) -> list[Figure]:
-    rules_dir, rules = bench_rules(work / "latency", args.rules)
+def measure_latency(bootstrap: str, args, work: Path, rate: float, suffix: str = "") -> list[Figure]:
+    """One worker under a steady offered rate: publish -> observation read back (figures + suffix)."""
+    rules_dir, rules = bench_rules(work / f"latency{suffix}", args.rules)
     names = TopicNames.from_rules(rules.kafka)
     base = {"bootstrap.servers": bootstrap}
     ensure_topics(base, topic_specs(rules.kafka))
-    total = int(args.rate * args.latency_seconds)
+    total = int(rate * args.latency_seconds)
     latencies: dict[str, list[float]] = {"alarm": [], "vital": []}
     stop = threading.Event()
-    proc = start_worker(bootstrap, rules_dir, work / "latency.log")
+    proc = start_worker(bootstrap, rules_dir, work / f"latency{suffix}.log")
     reader = threading.Thread(target=follow_topics, args=(base, [names.observations], latencies_into(latencies)),
                               kwargs={"stop": stop.is_set}, daemon=True)
     try:
         wait_ready(proc, timeout_s=120)
         reader.start()
-        delivered_rate = asyncio.run(publish_steady(bootstrap, names, args, total))
+        delivered_rate = asyncio.run(publish_steady(bootstrap, names, args.devices, rate, total))
         time.sleep(12.0)  # the last vitals wait for their resolution window and grace
     finally:
         stop.set()
         reader.join(10)
         proc.stop()
     return [
-        Figure("alarm_latency_p50_s", percentile(latencies["alarm"], 50), "s"),
-        Figure("alarm_latency_p99_s", percentile(latencies["alarm"], 99), "s"),
-        Figure("vital_latency_p99_s", percentile(latencies["vital"], 99), "s"),
-        Figure("latency_offered_rate_events_per_s", args.rate, "events/s"),
-        Figure("latency_delivered_rate_events_per_s", delivered_rate, "events/s"),
+        Figure(f"alarm_latency_p50_s{suffix}", percentile(latencies["alarm"], 50), "s"),
+        Figure(f"alarm_latency_p99_s{suffix}", percentile(latencies["alarm"], 99), "s"),
+        Figure(f"vital_latency_p99_s{suffix}", percentile(latencies["vital"], 99), "s"),
+        Figure(f"latency_offered_rate_events_per_s{suffix}", rate, "events/s"),
+        Figure(f"latency_delivered_rate_events_per_s{suffix}", delivered_rate, "events/s"),
     ]
 
 
@@ -218,9 +226,9 @@ def latencies_into(latencies: dict[str, list[float]]):
     return on_record
 
 
-def measure_passthrough_latency(bootstrap: str, args, work: Path) -> list[Figure]:
+def measure_passthrough_latency(bootstrap: str, args, work: Path, rate: float, suffix: str = "") -> list[Figure]:
     """The same steady publishing through two raw relays (the stages' two hops, no processing)."""
-    rules_dir, rules = bench_rules(work / "passthrough-latency", args.rules)
+    rules_dir, rules = bench_rules(work / f"passthrough-latency{suffix}", args.rules)
     names = TopicNames.from_rules(rules.kafka)
     base = {"bootstrap.servers": bootstrap}
     ensure_topics(base, topic_specs(rules.kafka))
@@ -235,34 +243,34 @@ def measure_passthrough_latency(bootstrap: str, args, work: Path) -> list[Figure
     try:
         for thread in threads:
             thread.start()
-        asyncio.run(publish_steady(bootstrap, names, args, int(args.rate * args.latency_seconds)))
+        asyncio.run(publish_steady(bootstrap, names, args.devices, rate, int(rate * args.latency_seconds)))
         time.sleep(2.0)
     finally:
         stop.set()
         for thread in threads:
             thread.join(10)
     every = latencies["alarm"] + latencies["vital"]
-    return [Figure("passthrough_latency_p50_s", percentile(every, 50), "s"),
-            Figure("passthrough_latency_p99_s", percentile(every, 99), "s")]
+    return [Figure(f"passthrough_latency_p50_s{suffix}", percentile(every, 50), "s"),
+            Figure(f"passthrough_latency_p99_s{suffix}", percentile(every, 99), "s")]
 
 
-async def publish_steady(bootstrap: str, names: TopicNames, args, total: int) -> float:
-    """Publish at args.rate in 10 ms slices, stamping received_time at publish, alarms to the alarm
+async def publish_steady(bootstrap: str, names: TopicNames, devices: int, rate: float, total: int) -> float:
+    """Publish `total` readings at `rate` in 10 ms slices, stamping received_time at publish, alarms to the alarm
     lane as `devsync run` does; returns the achieved rate."""
     from hub.bench.kafka_load import bindings, live_records
 
     publisher = KafkaPublisher(producer_config({"bootstrap.servers": bootstrap}, linger_ms=1), names.raw,
                                names.alarms_raw)
-    await publisher.publish_many(bindings(args.devices, time.time() - 3600))
+    await publisher.publish_many(bindings(devices, time.time() - 3600))
     lanes = {False: names.raw, True: names.alarms_raw}
     started = time.time()
     sent = 0
     pending = []
     while sent < total:
-        due = min(total, int((time.time() - started) * args.rate) + 1)
+        due = min(total, int((time.time() - started) * rate) + 1)
         now = time.time()
         batch = [(lanes[alarm], key, value) for i in range(sent, due)
-                 for alarm, key, value in live_records(i, args.devices, now)]
+                 for alarm, key, value in live_records(i, devices, now)]
         sent = due
         if batch:
             pending.append(asyncio.ensure_future(publisher.publish_encoded(batch)))

@@ -129,7 +129,8 @@ class KafkaWorker:
             return await faust_commit(*args, **kwargs)  # 5. then offsets
 
         consumer.commit = commit_after_checkpoint
-        self.bindings = BindingReader(self.client_config, self.names.associations, self.stage1.bindings)
+        self.bindings = BindingReader(self.client_config, self.names.associations, self.stage1.bindings,
+                                      self.rules.kafka.fetch_max_wait_s)
         await asyncio.to_thread(self.bindings.start)  # every binding known before the first batch
         self.sender = RecordSender(producer_config(self.client_config, linger_ms=1))  # batches start now
         settle_garbage_collector()

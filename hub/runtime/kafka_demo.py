@@ -33,6 +33,7 @@ from hub.runtime.kafka_topics import TopicNames, ensure_topics, topic_specs
 
 log = get_logger("kafka.demo")
 READY_LINE = b"rebalance complete"
+STARTED_LINE = "worker started"  # after its I/O started (bindings read, outputs producer): batches run
 EventsArg = list[tuple[float, Event]] | Callable[[float], list[tuple[float, Event]]]
 
 
@@ -74,12 +75,13 @@ def start_worker(bootstrap: str, rules_path: str | Path, log_path: str | Path) -
 
 
 def wait_ready(worker: WorkerProcess, count: int = 1, timeout_s: float = 60.0) -> None:
-    """Wait until the worker logged `count` completed rebalances (partitions assigned, tables recovered)."""
+    """Wait until the worker logged `count` completed rebalances (partitions assigned, tables
+    recovered) and that it started (it takes batches from then on)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if worker.process.poll() is not None:
             raise RuntimeError(f"worker exited with {worker.process.returncode}: {worker.log_text()[-2000:]}")
-        if worker.ready_count() >= count:
+        if worker.ready_count() >= count and STARTED_LINE in worker.log_text():
             return
         time.sleep(0.1)
     raise RuntimeError(f"worker not ready within {timeout_s}s: {worker.log_text()[-2000:]}")
