@@ -7,6 +7,9 @@ one is recorded and the rest still run). One Tansu broker is started for the ben
 figures come from the same run; every events/s figure is shown as a ratio to that ceiling.
 
     python -m hub.bench.report [--out bench] [--only NAME ...] [--timeout-s 1800]
+
+With --only, the other benchmarks keep their figures from the previous report; RESULTS.md then
+says which benchmark was measured on which day.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ def run_one(name: str, out_dir: Path, bootstrap: str | None, timeout_s: float) -
             f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip().splitlines()[-1:] or ['no output']}"
     except subprocess.TimeoutExpired:
         error = f"did not finish within {timeout_s:.0f} s"
-    result = {"bench": name, "seconds": round(time.monotonic() - started, 1), "error": error, "figures": []}
+    result = {"bench": name, "measured_on": time.strftime("%Y-%m-%d"), "seconds": round(time.monotonic() - started, 1),
+              "error": error, "figures": []}
     if error is None:
         result["figures"] = json.loads(out.read_text())["figures"]
     return result
@@ -52,12 +56,22 @@ def ceiling_of(results: list[dict]) -> float | None:
     return None
 
 
+def measured_on_line(results: list[dict]) -> list[str]:
+    """When a partial run (--only) merged into an earlier report: which benchmark ran when."""
+    dates = {r["bench"]: r.get("measured_on", "an earlier run") for r in results}
+    if len(set(dates.values())) <= 1:
+        return []
+    return ["Measured on: " + ", ".join(f"{bench} {date}" for bench, date in dates.items())
+            + " (figures of different runs compare only with care; the ceiling is the kafka run's).", ""]
+
+
 def markdown(results: list[dict], machine: dict) -> str:
     ceiling = ceiling_of(results)
     lines = ["# Benchmark results", "",
              f"Machine: {machine['platform']}, Python {machine['python']}, {machine['cpus']} CPUs ({machine['processor']}).",
              f"Raw-broker passthrough ceiling ({CEILING}, same run): "
              + (f"{ceiling:,.0f} events/s." if ceiling else "not measured (see failures)."), "",
+             *measured_on_line(results),
              "| benchmark | figure | value | unit | ratio to broker ceiling |", "|---|---|---:|---|---:|"]
     for r in results:
         for f in r["figures"]:
@@ -104,18 +118,32 @@ def main(argv: list[str] | None = None) -> int:
     from hub.testing.broker import start_broker
 
     broker = start_broker() if TAKES_BOOTSTRAP & set(names) else None
+    kept = earlier_results(args.out, keep=set(BENCHMARKS) - set(names))  # --only: the others stay
     results = []
     try:
         for name in names:
             print(f"bench {name} ...", flush=True)
             results.append(run_one(name, args.out, broker.bootstrap if broker else None, args.timeout_s))
             print(f"bench {name}: {results[-1]['error'] or 'ok'} ({results[-1]['seconds']} s)", flush=True)
-            write_report(results, args.out)  # after each one: an interrupted run still leaves a report
+            write_report(in_registry_order(kept + results), args.out)  # an interrupted run still leaves one
     finally:
         if broker:
             broker.stop()
     print((args.out / "RESULTS.md").read_text())
     return 0
+
+
+def earlier_results(out: Path, keep: set[str]) -> list[dict]:
+    """The previous report's results of the benchmarks in `keep` (a partial run merges into it)."""
+    path = out / "results.json"
+    if not keep or not path.exists():
+        return []
+    return [r for r in json.loads(path.read_text())["benchmarks"] if r["bench"] in keep]
+
+
+def in_registry_order(results: list[dict]) -> list[dict]:
+    order = {name: i for i, name in enumerate(BENCHMARKS)}
+    return sorted(results, key=lambda r: order.get(r["bench"], len(order)))
 
 
 def write_report(results: list[dict], out: Path) -> None:
