@@ -103,7 +103,10 @@ class KafkaPublisher:
             self._reports.append((publish, err, msg.topic()))
             if not self._settling_scheduled:
                 self._settling_scheduled = True
-                loop.call_soon_threadsafe(self._settle_reports)
+                try:
+                    loop.call_soon_threadsafe(self._settle_reports)
+                except RuntimeError:  # that loop has closed: the next publish's loop settles the rest
+                    self._settling_scheduled = False
 
         for topic, key, value, headers in records:
             while True:
@@ -155,8 +158,10 @@ class KafkaPublisher:
         reports, running, acked = self._reports, asyncio.get_running_loop(), collections.Counter()
         while reports:
             publish, err, topic = reports.popleft()
-            if publish.future.get_loop() is not running:  # published from another event loop
-                publish.future.get_loop().call_soon_threadsafe(self._report_one, publish, err, topic)
+            other = publish.future.get_loop()
+            if other is not running:  # published from another event loop (nobody waits if it closed)
+                if not other.is_closed():
+                    other.call_soon_threadsafe(self._report_one, publish, err, topic)
             elif err is not None:
                 self._failed(publish, err, topic)
             else:

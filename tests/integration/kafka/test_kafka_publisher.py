@@ -71,3 +71,18 @@ def test_a_record_the_broker_never_takes_fails_the_publish_retriably():
     assert error.retriable and error.retry_after
     assert "_MSG_TIMED_OUT" in str(error) and topic in str(error)
     assert PUBLISH_FAILURES.labels(topic, "_MSG_TIMED_OUT")._value.get() >= 1
+
+
+def test_one_publisher_serves_one_event_loop_after_another(kafka_bootstrap):
+    """A publisher outlives the loop it first published from (a CLI command's asyncio.run, then another)."""
+    base = {"bootstrap.servers": kafka_bootstrap}
+    topic = f"pub-{uuid.uuid4().hex[:8]}.raw"
+    ensure_topics(base, [TopicSpec(topic, 4, 1)])
+    publisher = KafkaPublisher(producer_config(base), topic)
+    runs = [live_event(run, 5, 1_700_000_000.0 + run) for run in range(3)]
+    try:
+        for events in runs:
+            asyncio.run(asyncio.wait_for(publisher.publish_many(events), 20))
+    finally:
+        publisher.close(10)
+    assert sorted(r.value for r in read_topics(base, [topic])) == sorted(e.to_json() for events in runs for e in events)
