@@ -184,25 +184,17 @@ class LineCounter:
 
 def measure_latency(bootstrap: str, args, work: Path, rate: float, suffix: str = "") -> list[Figure]:
     """One worker under a steady offered rate: publish -> observation read back (figures + suffix)."""
-    rules_dir, rules = bench_rules(work / f"latency{suffix}", args.rules)
-    names = TopicNames.from_rules(rules.kafka)
-    base = {"bootstrap.servers": bootstrap}
-    ensure_topics(base, topic_specs(rules.kafka))
-    total = int(rate * args.latency_seconds)
-    latencies: dict[str, list[float]] = {"alarm": [], "vital": []}
-    stop = threading.Event()
-    proc = start_worker(bootstrap, rules_dir, work / f"latency{suffix}.log")
-    reader = threading.Thread(target=follow_topics, args=(base, [names.observations], latencies_into(latencies)),
-                              kwargs={"stop": stop.is_set}, daemon=True)
-    try:
-        wait_ready(proc, timeout_s=120)
-        reader.start()
-        delivered_rate = asyncio.run(publish_steady(bootstrap, names, args.devices, rate, total))
-        time.sleep(12.0)  # the last vitals wait for their resolution window and grace
-    finally:
-        stop.set()
-        reader.join(10)
-        proc.stop()
+    def start_worker_side(base: dict, names: TopicNames, rules_dir: Path):
+        proc = start_worker(bootstrap, rules_dir, work / f"latency{suffix}.log")
+        try:
+            wait_ready(proc, timeout_s=120)
+        except BaseException:
+            proc.stop()
+            raise
+        return proc.stop
+
+    # the last vitals wait for their resolution window and grace
+    latencies, delivered_rate = steady_run(bootstrap, args, work / f"latency{suffix}", rate, start_worker_side, 12.0)
     return [
         Figure(f"alarm_latency_p50_s{suffix}", percentile(latencies["alarm"], 50), "s"),
         Figure(f"alarm_latency_p99_s{suffix}", percentile(latencies["alarm"], 99), "s"),
@@ -210,6 +202,55 @@ def measure_latency(bootstrap: str, args, work: Path, rate: float, suffix: str =
         Figure(f"latency_offered_rate_events_per_s{suffix}", rate, "events/s"),
         Figure(f"latency_delivered_rate_events_per_s{suffix}", delivered_rate, "events/s"),
     ]
+
+
+def measure_passthrough_latency(bootstrap: str, args, work: Path, rate: float, suffix: str = "") -> list[Figure]:
+    """The same steady publishing through two raw relays (the stages' two hops, no processing)."""
+    def start_relays(base: dict, names: TopicNames, rules_dir: Path):
+        stop = threading.Event()
+        relays = [threading.Thread(target=relay, args=(base, sources, target), kwargs={"until": stop.is_set},
+                                   daemon=True)
+                  for sources, target in (([names.raw, names.alarms_raw], names.normalized),
+                                          ([names.normalized], names.observations))]
+        for thread in relays:
+            thread.start()
+
+        def stop_relays() -> None:
+            stop.set()
+            for thread in relays:
+                thread.join(10)
+        return stop_relays
+
+    latencies, _ = steady_run(bootstrap, args, work / f"passthrough-latency{suffix}", rate, start_relays, 2.0)
+    every = latencies["alarm"] + latencies["vital"]
+    return [Figure(f"passthrough_latency_p50_s{suffix}", percentile(every, 50), "s"),
+            Figure(f"passthrough_latency_p99_s{suffix}", percentile(every, 99), "s")]
+
+
+def steady_run(bootstrap: str, args, folder: Path, rate: float, start_side, settle_s: float):
+    """Fresh topics; `start_side(base, names, rules_dir)` starts what processes them and returns
+    its stop; then args.latency_seconds of publish_steady at `rate`, the observations read back
+    until settle_s after the last publish: (latencies by kind, the rate delivered)."""
+    rules_dir, rules = bench_rules(folder, args.rules)
+    names = TopicNames.from_rules(rules.kafka)
+    base = {"bootstrap.servers": bootstrap}
+    ensure_topics(base, topic_specs(rules.kafka))
+    latencies: dict[str, list[float]] = {"alarm": [], "vital": []}
+    stop = threading.Event()
+    reader = threading.Thread(target=follow_topics, args=(base, [names.observations], latencies_into(latencies)),
+                              kwargs={"stop": stop.is_set}, daemon=True)
+    stop_side = start_side(base, names, rules_dir)
+    try:
+        reader.start()
+        delivered_rate = asyncio.run(publish_steady(bootstrap, names, args.devices, rate,
+                                                    int(rate * args.latency_seconds)))
+        time.sleep(settle_s)
+    finally:
+        stop.set()
+        if reader.is_alive():
+            reader.join(10)
+        stop_side()
+    return latencies, delivered_rate
 
 
 def latencies_into(latencies: dict[str, list[float]]):
@@ -224,34 +265,6 @@ def latencies_into(latencies: dict[str, list[float]]):
             latencies["vital"].append(arrived - event.received_time)
 
     return on_record
-
-
-def measure_passthrough_latency(bootstrap: str, args, work: Path, rate: float, suffix: str = "") -> list[Figure]:
-    """The same steady publishing through two raw relays (the stages' two hops, no processing)."""
-    rules_dir, rules = bench_rules(work / f"passthrough-latency{suffix}", args.rules)
-    names = TopicNames.from_rules(rules.kafka)
-    base = {"bootstrap.servers": bootstrap}
-    ensure_topics(base, topic_specs(rules.kafka))
-    latencies: dict[str, list[float]] = {"alarm": [], "vital": []}
-    stop = threading.Event()
-    threads = [threading.Thread(target=relay, args=(base, [names.raw, names.alarms_raw], names.normalized),
-                                kwargs={"until": stop.is_set}, daemon=True),
-               threading.Thread(target=relay, args=(base, [names.normalized], names.observations),
-                                kwargs={"until": stop.is_set}, daemon=True),
-               threading.Thread(target=follow_topics, args=(base, [names.observations], latencies_into(latencies)),
-                                kwargs={"stop": stop.is_set}, daemon=True)]
-    try:
-        for thread in threads:
-            thread.start()
-        asyncio.run(publish_steady(bootstrap, names, args.devices, rate, int(rate * args.latency_seconds)))
-        time.sleep(2.0)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(10)
-    every = latencies["alarm"] + latencies["vital"]
-    return [Figure(f"passthrough_latency_p50_s{suffix}", percentile(every, 50), "s"),
-            Figure(f"passthrough_latency_p99_s{suffix}", percentile(every, 99), "s")]
 
 
 async def publish_steady(bootstrap: str, names: TopicNames, devices: int, rate: float, total: int) -> float:

@@ -162,24 +162,24 @@ class KafkaPublisher:
             if other is not running:  # published from another event loop (nobody waits if it closed)
                 if not other.is_closed():
                     other.call_soon_threadsafe(self._report_one, publish, err, topic)
-            elif err is not None:
-                self._failed(publish, err, topic)
-            else:
+            elif self._count_in(publish, err, topic):
                 acked[topic] += 1
-                publish.remaining -= 1
-                if publish.remaining == 0:
-                    self._acknowledged(publish)
         for topic, count in acked.items():
             PUBLISHED.labels(topic).inc(count)
 
     def _report_one(self, publish: Publish, err: KafkaError | None, topic: str) -> None:
+        if self._count_in(publish, err, topic):
+            PUBLISHED.labels(topic).inc()
+
+    def _count_in(self, publish: Publish, err: KafkaError | None, topic: str) -> bool:
+        """One record's delivery report against its publish; True when the record was acknowledged."""
         if err is not None:
             self._failed(publish, err, topic)
-            return
-        PUBLISHED.labels(topic).inc()
+            return False
         publish.remaining -= 1
         if publish.remaining == 0:
             self._acknowledged(publish)
+        return True
 
     def _acknowledged(self, publish: Publish) -> None:
         self._waiting.pop(publish, None)
